@@ -1,0 +1,54 @@
+"""mlsm — run many versioned data-science models against records, in batch and in real time, reliably.
+
+The original API (``Model``, ``SummaryModel``, ``RunModels``, ``RunSummaryModels``, ``RunModelsAll``,
+``SummaryModelListException``) works exactly as it did; ``Field``, ``Engine`` and the stores are built on it.
+"""
+
+from __future__ import annotations
+
+from .engine import Engine
+from .errors import (
+    InputError,
+    MlsmError,
+    ModelDefinitionError,
+    ModelLoadError,
+    RunError,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailable,
+    SummaryModelListException,
+    UnknownIdField,
+)
+from .fields import MISSING, Field
+from .models import STATUSES, Model, SummaryModel
+from .seed import RunModels, RunModelsAll, RunSummaryModels
+from .stores import DEFAULT_STORE, RunRecord, Store, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_STORE",
+    "MISSING",
+    "STATUSES",
+    "Engine",
+    "Field",
+    "InputError",
+    "MlsmError",
+    "Model",
+    "ModelDefinitionError",
+    "ModelLoadError",
+    "RunError",
+    "RunModels",
+    "RunModelsAll",
+    "RunRecord",
+    "RunSummaryModels",
+    "Store",
+    "StoreConfigError",
+    "StoreError",
+    "StoreUnavailable",
+    "SummaryModel",
+    "SummaryModelListException",
+    "UnknownIdField",
+    "__version__",
+    "open_store",
+]

@@ -1,0 +1,136 @@
+"""Turning a ``MODELS`` argument (a ``.py`` file or a dotted module) into a list of models.
+
+The module's ``MODELS`` list is used when it has one; otherwise every ``Model``/``SummaryModel`` bound at its top
+level, in definition order. A file is imported under a fresh module name every time, so loading it again (a
+reload) never sees the previous import's state.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .errors import ModelLoadError
+from .models import Model
+
+__all__ = ["LoadedModels", "load_models"]
+
+_fresh = itertools.count(1)
+
+
+@dataclass
+class LoadedModels:
+    """Models and where they came from."""
+
+    models: list[Model]
+    source: str  # what the user named
+    module: ModuleType
+    path: Path | None  # the file, when there is one
+
+
+def load_models(spec: str) -> LoadedModels:
+    """Import ``spec`` and collect its models; ``ModelLoadError`` with one clear line when that fails."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.exists():
+        module = _import_file(path, spec)
+    else:
+        module = _import_module(spec)
+    models = _collect(module, spec)
+    file = getattr(module, "__file__", None)
+    return LoadedModels(models, spec, module, Path(file).resolve() if file else None)
+
+
+def _import_file(path: Path, spec: str) -> ModuleType:
+    if not path.exists():
+        raise ModelLoadError(f"cannot load models from {spec!r}: no such file")
+    if path.is_dir():
+        init = path / "__init__.py"
+        if not init.exists():
+            raise ModelLoadError(f"cannot load models from {spec!r}: a directory without __init__.py")
+        path = init
+    path = path.resolve()
+    name = f"mlsm_models_{path.stem}_{next(_fresh)}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelLoadError(f"cannot load models from {spec!r}: not a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    # the model file's folder is importable while it loads, so it can import its own helper modules
+    folder = str(path.parent)
+    sys.path.insert(0, folder)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise ModelLoadError(f"cannot load models from {spec!r}: {_describe(exc, path)}") from exc
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+    return module
+
+
+def _import_module(spec: str) -> ModuleType:
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        if exc.name and spec.startswith(exc.name):
+            raise ModelLoadError(
+                f"cannot load models from {spec!r}: no such file, and no module of that name is importable"
+            ) from exc
+        raise ModelLoadError(f"cannot load models from {spec!r}: {_describe(exc, None)}") from exc
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise ModelLoadError(f"cannot load models from {spec!r}: {_describe(exc, None)}") from exc
+
+
+def _collect(module: ModuleType, spec: str) -> list[Model]:
+    listed = getattr(module, "MODELS", None)
+    if listed is not None:
+        if not isinstance(listed, (list, tuple)):
+            raise ModelLoadError(f"{spec!r}: MODELS must be a list of models, got {type(listed).__name__}")
+        bad = [item for item in listed if not isinstance(item, Model)]
+        if bad:
+            raise ModelLoadError(f"{spec!r}: MODELS holds something that is not a Model: {bad[0]!r}")
+        models = list(listed)
+    else:
+        models = []
+        seen: set[int] = set()
+        for value in vars(module).values():
+            if isinstance(value, Model) and id(value) not in seen:
+                seen.add(id(value))
+                models.append(value)
+    if not models:
+        raise ModelLoadError(
+            f"{spec!r} defines no models: bind Model/SummaryModel objects at its top level or list them in MODELS"
+        )
+    return models
+
+
+def _describe(exc: BaseException, path: Path | None) -> str:
+    """One line: the exception and, when known, the line of the model file that raised it."""
+    import traceback
+
+    message = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f"{text}" if "line" in text else f"{text} (line {exc.lineno})"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if path is None or Path(f.filename) == path]
+    if frames:
+        text += f" (line {frames[-1].lineno})"
+    return text
+
+
+def describe_source(loaded: LoadedModels) -> dict[str, Any]:
+    """Where the models came from, for run records."""
+    return {"source": loaded.source, "path": str(loaded.path) if loaded.path else None}

@@ -1,0 +1,91 @@
+"""``Model`` and ``SummaryModel``: a user's function with a name, a version, a status and declared fields.
+
+The constructors only store what they are given (the original API); everything is checked when a model set is
+planned by :class:`mlsm.Engine`, before any record is scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["STATUSES", "Model", "SummaryModel"]
+
+#: The statuses a model may have. ``draft`` models run and store results beside ``active`` ones.
+STATUSES = ("draft", "active")
+
+
+class Model:
+    """A wrapped scoring function.
+
+    ``fcn(data=..., results=...) -> dict`` is called per record with ``data`` holding the model's declared
+    ``fields`` converted to their types, and ``results`` holding the results of the models that ran before it.
+    With ``batch=True``, ``fcn(frame) -> DataFrame`` is called with a pandas DataFrame of many valid rows
+    (only the declared fields) and returns one row per input row, in order.
+    """
+
+    kind = "model"
+
+    def __init__(
+        self,
+        name: str,
+        fields: Mapping[str, Any],
+        version: Any,
+        fcn: Callable[..., Any],
+        status: str = "draft",
+        *,
+        batch: bool = False,
+    ) -> None:
+        self.name = name
+        self.fields = fields
+        self.version = version
+        self.fcn = fcn
+        self.status = status
+        self.batch = batch
+
+    @property
+    def key(self) -> str:
+        """``name@version``: how a model is named in messages, counts and the CLI."""
+        return f"{self.name}@{self.version}"
+
+    def __repr__(self) -> str:
+        extra = ", batch=True" if self.batch else ""
+        return f"{type(self).__name__}({self.name!r}, version={self.version!r}, status={self.status!r}{extra})"
+
+    def execute(self, data: Mapping[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        """Validate ``data``, run the model, and put its result (or ``_error``) at ``results[name][version]``."""
+        from .engine import run_single
+
+        return run_single(self, data, results)
+
+    def test(self, examples: int | None = None) -> bool:
+        """Run the model on generated inputs its fields allow; False when any of them gives an error."""
+        from .preflight import preflight_model
+
+        return preflight_model(self, examples=examples).passed
+
+
+class SummaryModel(Model):
+    """A model that runs after the others of a record and combines their results (which score wins).
+
+    ``models`` lists the ``{'name': ..., 'version': ...}`` results it needs; ``fcn(data=..., results=...)``
+    sees every result of the record, errors included.
+    """
+
+    kind = "summary"
+
+    def __init__(
+        self,
+        name: str,
+        models: Sequence[Mapping[str, Any]],
+        version: Any,
+        fcn: Callable[..., Any],
+        fields: Mapping[str, Any] | None = None,
+        status: str = "draft",
+    ) -> None:
+        super().__init__(name, fields if fields is not None else {}, version, fcn, status)
+        self.models = models
+
+    def needs(self) -> list[str]:
+        """The ``name@version`` keys of the models this summary needs."""
+        return [f"{dep['name']}@{dep['version']}" for dep in self.models]

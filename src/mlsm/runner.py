@@ -1,0 +1,285 @@
+"""A batch run: read -> validate -> score -> summarize -> store, one committed chunk at a time.
+
+Each chunk's documents are written to the store in one transaction together with the run's progress (rows
+consumed, counts, and the byte offsets of ``--output`` and ``--rejects``), so a run killed at any moment resumes
+exactly after its last committed chunk: no record is scored into the store twice and none is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .documents import Batch, make_document
+from .engine import Engine, gc_paused
+from .errors import RunError, StoreUnavailable
+from .progress import Progress
+from .readers import Chunk, open_input
+from .stores.base import RunRecord, Store
+
+__all__ = ["Counts", "RunOptions", "RunResult", "new_run_id", "run_batch"]
+
+#: How many reject line numbers a run keeps for its summary (the rejects file keeps them all).
+REJECT_LINES_KEPT = 50
+
+
+def new_run_id() -> str:
+    """A fresh run id: UTC time plus a random suffix, e.g. ``20261126-040512-3f2a``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+@dataclass
+class Counts:
+    """What a run has done so far: rows read, scored, rejected, and ok/error per model."""
+
+    read: int = 0
+    scored: int = 0
+    rejected: int = 0
+    reject_lines: list[int] = field(default_factory=list)
+    models: dict[str, list[int]] = field(default_factory=dict)  # key -> [ok, errors]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "scored": self.scored,
+            "rejected": self.rejected,
+            "reject_lines": list(self.reject_lines),
+            "models": {key: {"ok": ok, "errors": errors} for key, (ok, errors) in self.models.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Counts:
+        models = {key: [value["ok"], value["errors"]] for key, value in data.get("models", {}).items()}
+        return cls(
+            data.get("read", 0),
+            data.get("scored", 0),
+            data.get("rejected", 0),
+            list(data.get("reject_lines", [])),
+            models,
+        )
+
+    def add_results(self, engine: Engine, results: list[dict[str, Any]]) -> None:
+        """Count each model's ok and error slots in ``results``."""
+        self.scored += len(results)
+        for model in engine.all_models:
+            name, version = model.name, model.version
+            errors = sum(1 for r in results if "_error" in r[name][version])
+            tally = self.models.setdefault(model.key, [0, 0])
+            tally[0] += len(results) - errors
+            tally[1] += errors
+
+
+@dataclass
+class RunOptions:
+    """How to run: everything ``mlsm run`` takes besides the models and the store."""
+
+    input: str
+    id_field: str
+    run_id: str | None = None
+    resume: bool = False
+    output: str | None = None
+    rejects: str | None = None
+    chunk_size: int = 10_000
+    progress: bool | None = None  # None: on a terminal only
+    retry_seconds: float = 60.0  # how long to keep retrying a failing store before stopping the run
+    info: dict[str, Any] = field(default_factory=dict)  # recorded with the run (models, provenance, ...)
+    resume_command: str | None = None  # shown when the run stops early
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run: its record in the store and how long this invocation took."""
+
+    run: RunRecord
+    elapsed: float
+    scored_now: int  # records scored by this invocation (a resumed run counts only its own)
+
+    @property
+    def counts(self) -> Counts:
+        return Counts.from_dict(self.run.counts)
+
+
+def run_batch(
+    engine: Engine,
+    store: Store,
+    options: RunOptions,
+    *,
+    on_start: Callable[[str, int], None] | None = None,
+    on_chunk: Callable[[RunRecord], None] | None = None,
+) -> RunResult:
+    """Score ``options.input`` with ``engine`` into ``store``; returns the finished run.
+
+    ``on_start(run_id, rows_already_done)`` is called once the run is registered; ``on_chunk(run)`` after
+    every committed chunk.
+    """
+    run = _open_run(store, options, engine)
+    if on_start is not None:
+        on_start(run.id, run.rows)
+    reader = open_input(
+        options.input,
+        id_field=options.id_field,
+        fields=engine.input_fields,
+        chunk_size=options.chunk_size,
+        skip=run.rows,
+    )
+    counts = Counts.from_dict(run.counts)
+    offsets = run.info.setdefault("offsets", {})
+    output = _open_resumable(options.output, offsets.get("output", 0), options.resume)
+    rejects = _open_resumable(options.rejects, offsets.get("rejects", 0), options.resume)
+    progress = Progress(reader.size, enabled=options.progress)
+    started = time.monotonic()
+    scored_now = 0
+    try:
+        for chunk in reader:
+            batch = _score_chunk(engine, chunk, options.id_field, run.id, counts)
+            counts.read = chunk.position
+            for reject in chunk.rejects:
+                counts.rejected += 1
+                if len(counts.reject_lines) < REJECT_LINES_KEPT:
+                    counts.reject_lines.append(reject.line)
+            if output is not None:
+                output.write("".join(text + "\n" for text in batch.json()))
+                output.flush()
+                offsets["output"] = output.tell()
+            if rejects is not None and chunk.rejects:
+                rejects.write(
+                    "".join(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n" for r in chunk.rejects)
+                )
+                rejects.flush()
+                offsets["rejects"] = rejects.tell()
+            run.rows = chunk.position
+            run.chunks += 1
+            run.counts = counts.to_dict()
+            _write_with_retry(store, batch, run, options)
+            scored_now += len(batch)
+            progress.update(chunk.bytes_read, counts.scored)
+            if on_chunk is not None:
+                on_chunk(run)
+    except BaseException:
+        run.status = "interrupted"
+        run.ended = time.time()
+        try:
+            store.save_run(run)
+        except Exception:  # the store may be what failed; the run stays resumable from its last chunk
+            pass
+        raise
+    finally:
+        progress.close()
+        for handle in (output, rejects):
+            if handle is not None:
+                handle.close()
+    run.status = "completed"
+    run.ended = time.time()
+    store.save_run(run)
+    return RunResult(run, time.monotonic() - started, scored_now)
+
+
+def _open_run(store: Store, options: RunOptions, engine: Engine) -> RunRecord:
+    models = [model.key for model in engine.all_models]
+    if options.resume:
+        if not options.run_id:
+            raise RunError("--resume needs --run-id NAME: the run to continue")
+        run = store.get_run(options.run_id)
+        if run is None:
+            raise RunError(f"no run {options.run_id!r} in {store.url}: start it without --resume")
+        before = run.info.get("models")
+        if before is not None and before != models:
+            raise RunError(
+                f"run {run.id!r} was started with models {', '.join(before)}; "
+                f"these are {', '.join(models)}: resume with the same models"
+            )
+        if run.info.get("id_field") not in (None, options.id_field):
+            raise RunError(f"run {run.id!r} was started with --id-field {run.info['id_field']!r}")
+        run.status = "running"
+        run.ended = None
+        store.save_run(run)
+        return run
+    run = RunRecord.new(
+        options.run_id or new_run_id(),
+        {**options.info, "input": str(Path(options.input)), "id_field": options.id_field, "models": models},
+    )
+    store.start_run(run)
+    return run
+
+
+def _score_chunk(engine: Engine, chunk: Chunk, id_field: str, run_id: str, counts: Counts) -> Batch:
+    """Score a chunk and build its documents, JSON included (see ``gc_paused`` for why the collector waits)."""
+    with gc_paused():
+        results = engine.score_columns(chunk.columns, len(chunk))
+        counts.add_results(engine, results)
+        now = int(time.time())
+        documents = [
+            make_document(id_field, id_value, result, run=run_id, timestamp=now)
+            for id_value, result in zip(chunk.ids, results)
+        ]
+        batch = Batch(id_field, chunk.ids, documents, run=run_id)
+        batch.json()
+    return batch
+
+
+def _open_resumable(path: str | None, offset: int, resume: bool) -> IO[str] | None:
+    """A JSON lines output file; when resuming, cut back to what the last committed chunk had written."""
+    if path is None:
+        return None
+    target = Path(path)
+    if resume and target.exists():
+        handle = open(target, "r+", encoding="utf-8", newline="\n")  # noqa: SIM115 - the caller closes it
+        handle.truncate(offset)
+        handle.seek(offset)
+        return handle
+    return open(target, "w", encoding="utf-8", newline="\n")
+
+
+def _write_with_retry(store: Store, batch: Batch, run: RunRecord, options: RunOptions) -> None:
+    deadline = time.monotonic() + options.retry_seconds
+    delay = 0.2
+    while True:
+        try:
+            store.write(batch, run)
+            return
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                last = run.chunks - 1
+                hint = options.resume_command or f"mlsm run ... --run-id {run.id} --resume"
+                raise RunError(
+                    f"store unavailable, run {run.id!r} stopped: {exc}; the last committed chunk is {last} "
+                    f"(input rows 1-{_committed_rows(store, run)}); resume with: {hint}"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _committed_rows(store: Store, run: RunRecord) -> int:
+    try:
+        saved = store.get_run(run.id)
+    except Exception:
+        saved = None
+    return saved.rows if saved is not None else 0
+
+
+def format_summary(result: RunResult, engine: Engine, *, store_url: str, input_path: str) -> str:
+    """The human summary printed at the end of ``mlsm run``."""
+    run, counts = result.run, result.counts
+    lines = [f"run {run.id}: {run.status}", f"  input   {input_path}", f"  store   {store_url}"]
+    rejected = f"{counts.rejected:,}"
+    if counts.reject_lines:
+        shown = ", ".join(str(n) for n in counts.reject_lines[:10])
+        more = ", ..." if counts.rejected > 10 else ""
+        rejected += f" (lines {shown}{more})"
+    lines += [
+        f"  records read {counts.read:,} · scored {counts.scored:,} · rejected {rejected}",
+        "",
+    ]
+    width = max([len(m.key) for m in engine.all_models] + [5])
+    lines.append(f"  {'model'.ljust(width)}  {'status':<6}  {'ok':>10}  {'errors':>10}")
+    for model in engine.all_models:
+        ok, errors = counts.models.get(model.key, [0, 0])
+        lines.append(f"  {model.key.ljust(width)}  {model.status:<6}  {ok:>10,}  {errors:>10,}")
+    rate = result.scored_now / result.elapsed if result.elapsed > 0 else 0.0
+    lines += ["", f"  elapsed {result.elapsed:.1f} s · {rate:,.0f} records/s"]
+    return "\n".join(lines)

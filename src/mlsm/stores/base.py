@@ -1,0 +1,141 @@
+"""The store contract every backend implements, and ``open_store(url)`` that picks one by URL scheme.
+
+Semantics shared by all backends (checked by one conformance suite, ``tests/stores/test_conformance.py``):
+
+* ``write(batch, ...)`` stores a chunk's documents atomically together with the run's progress; afterwards the
+  newest document of each id has ``_current`` 0 and older ones count up. Nothing is ever deleted.
+* ``current(id)``, ``history(id)`` (newest first), ``current_documents(model=...)`` (export).
+* A run registry: ``start_run``, ``get_run``, ``finish_run``, ``list_runs``; progress (how far a run got) is
+  committed with each chunk, so a killed run can resume exactly after its last committed chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..documents import Batch
+from ..errors import StoreConfigError
+
+__all__ = ["DEFAULT_STORE", "RunRecord", "Store", "default_store_url", "open_store"]
+
+#: The embedded default store: a SQLite file in the working directory (override with ``MLSM_STORE``).
+DEFAULT_STORE = "sqlite:///mlsm.db"
+
+
+def default_store_url(environ: dict[str, str] | None = None) -> str:
+    """``MLSM_STORE`` when set, else :data:`DEFAULT_STORE`."""
+    env = os.environ if environ is None else environ
+    return env.get("MLSM_STORE") or DEFAULT_STORE
+
+
+@dataclass
+class RunRecord:
+    """One run as the store keeps it: what ran, how far it got, and its counts."""
+
+    id: str
+    started: float
+    status: str = "running"  # running | completed | failed | interrupted
+    ended: float | None = None
+    rows: int = 0  # input rows consumed (scored and rejected) up to the last committed chunk
+    chunks: int = 0
+    counts: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``mlsm runs`` prints one per line)."""
+        return asdict(self)
+
+    @classmethod
+    def new(cls, run_id: str, info: dict[str, Any]) -> RunRecord:
+        """A fresh run starting now."""
+        return cls(id=run_id, started=time.time(), info=info)
+
+
+class Store(ABC):
+    """A result store. Backends: ``sqlite:///path.db``, ``postgresql://...``, ``mongodb://host/db``."""
+
+    url: str
+
+    # -- results ---------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+        """Store ``batch`` atomically; with ``run``, commit its progress (rows, chunks, counts) with it."""
+
+    @abstractmethod
+    def current(self, id_value: str) -> dict[str, Any] | None:
+        """The newest document of ``id_value`` (``_current`` 0), or None."""
+
+    @abstractmethod
+    def history(self, id_value: str) -> list[dict[str, Any]]:
+        """Every document of ``id_value``, newest first (``_current`` 0, 1, 2, ...)."""
+
+    @abstractmethod
+    def current_documents(self, model: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every id's newest document; with ``model`` (``name@version``), only those holding that result."""
+
+    # -- runs ------------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def start_run(self, run: RunRecord) -> None:
+        """Register a new run (its id must be new to this store)."""
+
+    @abstractmethod
+    def save_run(self, run: RunRecord) -> None:
+        """Update a run's status, progress and counts (used when it ends or resumes)."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """A run by id, or None."""
+
+    @abstractmethod
+    def list_runs(self) -> list[RunRecord]:
+        """Every run, oldest first."""
+
+    def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """Every document written by ``run_id`` (any ``_current``), oldest first; for checks and audits."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def has_model(document: dict[str, Any], model: str) -> bool:
+    """True when ``document`` holds a result slot for ``name@version``."""
+    name, _, version = model.rpartition("@")
+    versions = document.get("results", {}).get(name)
+    return isinstance(versions, dict) and any(str(v) == version for v in versions)
+
+
+def open_store(url: str | None = None) -> Store:
+    """The store a URL names: ``sqlite:///path.db`` (default), ``postgresql://...``, ``mongodb://...``."""
+    url = url or default_store_url()
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
+    if scheme in ("mongodb", "mongodb+srv"):
+        from .mongo import MongoStore
+
+        return MongoStore(url)
+    raise StoreConfigError(
+        f"unknown store URL {url!r}: valid schemes are sqlite:///path.db, postgresql://..., mongodb://host:port/db"
+    )

@@ -1,0 +1,228 @@
+"""The MongoDB store: exactly the seed's layout, so existing consumers of the original keep working.
+
+Documents live in one collection (default ``results``) as ``{<id field>: id, _current, _timestamp, _run, results}``
+with ``_current`` materialized: a chunk is written with one ``update_many`` per distinct multiplicity (in practice
+one) that increments the ``_current`` of older documents, then one ``insert_many``. Runs live in ``mlsm_runs``.
+
+URL: ``mongodb://host:port/db`` with optional ``?collection=results&id_field=id`` (mlsm's own options, removed
+before the URL reaches the driver).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..documents import Batch
+from ..errors import StoreConfigError, StoreUnavailable
+from .base import RunRecord, Store, has_model
+
+__all__ = ["MongoStore"]
+
+_OWN_OPTIONS = ("collection", "id_field")
+
+
+class MongoStore(Store):
+    """Results in a MongoDB collection, in the seed's document layout."""
+
+    def __init__(
+        self, url: str, *, collection: str | None = None, id_field: str | None = None, timeout_ms: int = 5000
+    ) -> None:
+        import pymongo
+        from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
+
+        self.url = url
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query))
+        own = {key: options.pop(key) for key in _OWN_OPTIONS if key in options}
+        database = parts.path.lstrip("/")
+        if not database:
+            raise StoreConfigError(
+                f"bad MongoDB store URL {url!r}: name the database, e.g. mongodb://localhost:27017/mlsm"
+            )
+        driver_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(options), ""))
+        try:
+            client: Any = pymongo.MongoClient(
+                driver_url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+            )
+        except (ConfigurationError, InvalidURI, ValueError) as exc:
+            raise StoreConfigError(f"bad MongoDB store URL {url!r}: {exc}") from exc
+        self._client = client
+        self._init(client[database], collection or own.get("collection", "results"), id_field or own.get("id_field"))
+        try:
+            client.admin.command("ping")
+            self._ensure_indexes()
+        except PyMongoError as exc:
+            client.close()
+            raise StoreUnavailable(f"cannot reach MongoDB store {_redact(url)}: {_first_line(exc)}") from exc
+
+    @classmethod
+    def from_database(cls, db: Any, *, collection: str, id_field: str) -> MongoStore:
+        """A store over an existing pymongo ``Database`` (the seed API's ``RunModelsAll(db=...)``)."""
+        store = cls.__new__(cls)
+        store.url = f"mongodb database {db.name!r}"
+        store._client = None
+        store._init(db, collection, id_field)
+        store._ensure_indexes()
+        return store
+
+    def _init(self, db: Any, collection: str, id_field: str | None) -> None:
+        self._db = db
+        self._collection = collection
+        self._results = db[collection]
+        self._runs = db["mlsm_runs"]
+        self._meta = db["mlsm_meta"]
+        self._id_field = id_field
+        self._claimed: str | None = None
+        self._indexed: set[str] = set()
+
+    def _ensure_indexes(self) -> None:
+        if self._id_field:
+            self._index_for(self._id_field)
+        self._results.create_index([("_run", 1)])
+
+    def _index_for(self, id_field: str) -> None:
+        if id_field not in self._indexed:
+            self._results.create_index([(id_field, 1), ("_current", 1)])
+            self._indexed.add(id_field)
+
+    @property
+    def id_field(self) -> str:
+        """The id field queries use: given, from the URL, or the one this collection's documents use."""
+        if self._id_field is None:
+            recorded = self._guard(lambda: self._meta.find_one({"_id": self._collection}))
+            self._id_field = (recorded or {}).get("id_field") or "id"
+        return self._id_field
+
+    def _claim(self, id_field: str) -> None:
+        """Record the collection's id field on its first write; refuse documents keyed by another field."""
+        if self._claimed == id_field:
+            return
+        recorded = self._meta.find_one({"_id": self._collection})
+        if recorded is not None and recorded.get("id_field") != id_field:
+            raise StoreConfigError(
+                f"collection {self._collection!r} holds documents keyed by {recorded.get('id_field')!r}, "
+                f"not {id_field!r}: use another store or ?collection= for these"
+            )
+        if recorded is None:
+            self._meta.update_one({"_id": self._collection}, {"$set": {"id_field": id_field}}, upsert=True)
+        self._claimed = id_field
+        self._id_field = id_field
+
+    # -- results ---------------------------------------------------------------------------------------------
+
+    def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+        documents = [dict(document) for document in batch.documents]
+        self._guard(lambda: self._write_documents(batch.id_field, documents))
+        if run is not None:
+            self.save_run(run)
+
+    def write_documents(self, documents: list[dict[str, Any]]) -> None:
+        """Write seed-layout documents (``_current`` renumbered) in two bulk operations."""
+        self._guard(lambda: self._write_documents(self.id_field, documents))
+
+    def _write_documents(self, id_field: str, documents: list[dict[str, Any]]) -> None:
+        if not documents:
+            return
+        self._claim(id_field)
+        self._index_for(id_field)
+        ids = [document[id_field] for document in documents]
+        by_count: dict[int, list[Any]] = defaultdict(list)
+        for id_value, count in Counter(ids).items():
+            by_count[count].append(id_value)
+        for count, group in by_count.items():
+            self._results.update_many({id_field: {"$in": group}}, {"$inc": {"_current": count}})
+        later: Counter[Any] = Counter()
+        for document in reversed(documents):
+            document["_current"] = later[document[id_field]]
+            later[document[id_field]] += 1
+        self._results.insert_many(documents, ordered=True)
+
+    def current(self, id_value: str) -> dict[str, Any] | None:
+        query = {self.id_field: {"$eq": id_value}, "_current": 0}
+        return self._guard(lambda: _clean(self._results.find_one(query)))
+
+    def history(self, id_value: str) -> list[dict[str, Any]]:
+        # explicit $eq: same meaning as {field: value}, and the wire-protocol test server needs it for "id"
+        query = {self.id_field: {"$eq": id_value}}
+        return self._guard(lambda: [_clean(d) for d in self._results.find(query).sort("_current", 1)])
+
+    def current_documents(self, model: str | None = None) -> Iterator[dict[str, Any]]:
+        for document in self._results.find({"_current": 0}).sort(self.id_field, 1):
+            document.pop("_id", None)
+            if model is None or has_model(document, model):
+                yield document
+
+    def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
+        for document in self._results.find({"_run": run_id}).sort("_id", 1):
+            document.pop("_id", None)
+            yield document
+
+    # -- runs ------------------------------------------------------------------------------------------------
+
+    def start_run(self, run: RunRecord) -> None:
+        from pymongo.errors import DuplicateKeyError
+
+        try:
+            self._guard(lambda: self._runs.insert_one({"_id": run.id, **run.to_dict()}))
+        except DuplicateKeyError as exc:
+            from ..errors import RunError
+
+            raise RunError(
+                f"run {run.id!r} already exists in {_redact(self.url)}: pick another --run-id, or add --resume"
+            ) from exc
+
+    def save_run(self, run: RunRecord) -> None:
+        self._guard(lambda: self._runs.replace_one({"_id": run.id}, {"_id": run.id, **run.to_dict()}, upsert=True))
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        found = self._guard(lambda: self._runs.find_one({"_id": run_id}))
+        return _run(found) if found else None
+
+    def list_runs(self) -> list[RunRecord]:
+        return self._guard(lambda: [_run(d) for d in self._runs.find({}).sort([("started", 1), ("_id", 1)])])
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def _guard(self, action: Any) -> Any:
+        from pymongo.errors import AutoReconnect, ConnectionFailure, DuplicateKeyError, PyMongoError
+
+        try:
+            return action()
+        except DuplicateKeyError:
+            raise
+        except (AutoReconnect, ConnectionFailure) as exc:
+            raise StoreUnavailable(f"MongoDB store {_redact(self.url)} is unreachable: {_first_line(exc)}") from exc
+        except PyMongoError as exc:
+            raise StoreUnavailable(
+                f"MongoDB store {_redact(self.url)} refused the operation: {_first_line(exc)}"
+            ) from exc
+
+
+def _clean(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    if document is not None:
+        document.pop("_id", None)
+    return document
+
+
+def _run(document: dict[str, Any]) -> RunRecord:
+    document = dict(document)
+    document.pop("_id", None)
+    return RunRecord(**document)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return url

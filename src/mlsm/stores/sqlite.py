@@ -1,0 +1,256 @@
+"""The embedded default store: one SQLite file (WAL mode), ``sqlite:///relative.db`` or ``sqlite:////abs.db``.
+
+Documents are appended, never rewritten: ``seq`` orders them, and ``_current`` is the document's rank among its
+id's documents, newest first, computed on read. A write is one transaction, so a killed run leaves either the
+whole chunk with its progress or nothing. The view ``mlsm_current`` gives each id's newest document to SQL readers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ..documents import Batch, decode
+from ..errors import StoreConfigError, StoreUnavailable
+from .base import RunRecord, Store, has_model
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mlsm_results (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    run TEXT,
+    ts INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mlsm_results_id_seq ON mlsm_results (id, seq);
+CREATE TABLE IF NOT EXISTS mlsm_runs (
+    id TEXT PRIMARY KEY,
+    started REAL NOT NULL,
+    ended REAL,
+    status TEXT NOT NULL,
+    rows INTEGER NOT NULL DEFAULT 0,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    counts TEXT NOT NULL DEFAULT '{}',
+    info TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS mlsm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE VIEW IF NOT EXISTS mlsm_current AS
+    SELECT r.id, r.run, r.ts, r.doc FROM mlsm_results r
+    WHERE r.seq = (SELECT MAX(seq) FROM mlsm_results WHERE id = r.id);
+"""
+
+_SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+
+def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
+    """The file path and options of a ``sqlite:///`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc:
+        raise StoreConfigError(
+            f"bad SQLite store URL {url!r}: use sqlite:///relative/path.db or sqlite:////abs/path.db"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise StoreConfigError(f"bad SQLite store URL {url!r}: no file path (use sqlite:///results.db)")
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    return path, options
+
+
+class SQLiteStore(Store):
+    """Results in one SQLite file; safe for one writer and many readers across processes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        path, options = sqlite_path(url)
+        synchronous = options.get("synchronous", "normal").lower()
+        if synchronous not in _SYNCHRONOUS:
+            raise StoreConfigError(
+                f"bad SQLite store URL {url!r}: synchronous={synchronous!r}; "
+                f"valid values are: {', '.join(_SYNCHRONOUS)}"
+            )
+        if path != ":memory:" and not Path(path).parent.exists():
+            raise StoreUnavailable(
+                f"cannot open SQLite store {url!r}: directory {str(Path(path).parent)!r} does not exist"
+            )
+        self._lock = threading.Lock()
+        self._id_field: str | None = None
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {url!r}: {exc}") from exc
+
+    # -- results ---------------------------------------------------------------------------------------------
+
+    def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+        rows = [
+            (id_value, batch.run, doc["_timestamp"], text)
+            for id_value, doc, text in zip(batch.ids, batch.documents, batch.json())
+        ]
+        with self._lock:
+            self._claim(batch.id_field)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany("INSERT INTO mlsm_results (id, run, ts, doc) VALUES (?, ?, ?, ?)", rows)
+                    if run is not None:
+                        self._save_run(run)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+
+    def _claim(self, id_field: str) -> None:
+        """Record the store's id field on its first write; refuse documents keyed by another field."""
+        if self._id_field == id_field:
+            return
+        try:
+            self._db.execute("INSERT OR IGNORE INTO mlsm_meta (key, value) VALUES ('id_field', ?)", (id_field,))
+            (recorded,) = self._db.execute("SELECT value FROM mlsm_meta WHERE key = 'id_field'").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+        if recorded != id_field:
+            raise StoreConfigError(
+                f"store {self.url!r} holds documents keyed by {recorded!r}, not {id_field!r}: "
+                "use another store for these"
+            )
+        self._id_field = id_field
+
+    def current(self, id_value: str) -> dict[str, Any] | None:
+        row = self._query_one("SELECT doc FROM mlsm_results WHERE id = ? ORDER BY seq DESC LIMIT 1", (str(id_value),))
+        return _with_current(row[0], 0) if row else None
+
+    def history(self, id_value: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT doc FROM mlsm_results WHERE id = ? ORDER BY seq DESC", (str(id_value),))
+        return [_with_current(doc, rank) for rank, (doc,) in enumerate(rows)]
+
+    def current_documents(self, model: str | None = None) -> Iterator[dict[str, Any]]:
+        sql = "SELECT doc, MAX(seq) FROM mlsm_results GROUP BY id ORDER BY id"
+        for text, _seq in self._iterate(sql, ()):
+            document = _with_current(text, 0)
+            if model is None or has_model(document, model):
+                yield document
+
+    def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
+        sql = """SELECT doc, (SELECT COUNT(*) FROM mlsm_results n WHERE n.id = r.id AND n.seq > r.seq)
+                 FROM mlsm_results r WHERE run = ? ORDER BY seq"""
+        for text, rank in self._iterate(sql, (run_id,)):
+            yield _with_current(text, rank)
+
+    # -- runs ------------------------------------------------------------------------------------------------
+
+    def start_run(self, run: RunRecord) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO mlsm_runs (id, started, ended, status, rows, chunks, counts, info)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run.id,
+                        run.started,
+                        run.ended,
+                        run.status,
+                        run.rows,
+                        run.chunks,
+                        json.dumps(run.counts),
+                        json.dumps(run.info),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                from ..errors import RunError
+
+                raise RunError(
+                    f"run {run.id!r} already exists in {self.url}: pick another --run-id, or add --resume"
+                ) from exc
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+
+    def save_run(self, run: RunRecord) -> None:
+        with self._lock:
+            try:
+                self._save_run(run)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+
+    def _save_run(self, run: RunRecord) -> None:
+        self._db.execute(
+            "UPDATE mlsm_runs SET ended = ?, status = ?, rows = ?, chunks = ?, counts = ?, info = ? WHERE id = ?",
+            (run.ended, run.status, run.rows, run.chunks, json.dumps(run.counts), json.dumps(run.info), run.id),
+        )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self._query_one(
+            "SELECT id, started, ended, status, rows, chunks, counts, info FROM mlsm_runs WHERE id = ?", (run_id,)
+        )
+        return _run(row) if row else None
+
+    def list_runs(self) -> list[RunRecord]:
+        rows = self._query(
+            "SELECT id, started, ended, status, rows, chunks, counts, info FROM mlsm_runs ORDER BY started, id", ()
+        )
+        return [_run(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store {self.url!r} cannot be read: {exc}") from exc
+
+    def _query_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
+
+    def _iterate(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        # a separate read connection streams without holding the writer's lock
+        path, _ = sqlite_path(self.url)
+        reader = sqlite3.connect(path, timeout=30.0) if path != ":memory:" else self._db
+        try:
+            cursor = reader.execute(sql, params)
+            while True:
+                rows = cursor.fetchmany(1000)
+                if not rows:
+                    break
+                yield from rows
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.url!r} cannot be read: {exc}") from exc
+        finally:
+            if reader is not self._db:
+                reader.close()
+
+
+def _with_current(text: str, rank: int) -> dict[str, Any]:
+    document = decode(text)
+    document["_current"] = rank
+    return document
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    run_id, started, ended, status, rows, chunks, counts, info = row
+    return RunRecord(
+        id=run_id,
+        started=started,
+        ended=ended,
+        status=status,
+        rows=rows,
+        chunks=chunks,
+        counts=json.loads(counts),
+        info=json.loads(info),
+    )

@@ -1,0 +1,187 @@
+"""Shared fixtures: model files written to disk, inputs, stores, and running the real ``mlsm`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlsm.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "lead_scoring"
+REAL_DATA = ROOT.parent / "shared" / "data" / "x_education_leads.csv"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Callable[..., CliResult]:
+    """Run ``mlsm ARGS`` in this process (working directory: tmp_path); returns exit code and output."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLSM_STORE", raising=False)
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_mlsm(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+    """Run the real ``mlsm`` command in a subprocess."""
+    full_env = dict(os.environ)
+    full_env.pop("MLSM_STORE", None)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlsm.cli", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def write_models(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a model file (dedented source) into tmp_path; returns its path."""
+
+    def write(source: str, name: str = "models.py") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write CSV text (dedented) into tmp_path; returns its path."""
+
+    def write(text: str, name: str = "input.csv") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
+
+
+SIMPLE_MODELS = """
+    from mlsm import Field, Model, SummaryModel
+
+    def add(data, results):
+        return {"c": data["a"] + data["b"]}
+
+    def ratio(data, results):
+        return {"r": data["a"] / data["b"]}
+
+    def best(data, results):
+        ok = [slot for versions in results.values() for slot in versions.values() if "_error" not in slot]
+        return {"n_ok": len(ok)}
+
+    adder = Model("adder", {"a": int, "b": int}, "1", add, status="active")
+    divider = Model("divider", {"a": int, "b": Field(int)}, "1", ratio)
+    NEEDS = [{"name": "adder", "version": "1"}, {"name": "divider", "version": "1"}]
+    summary = SummaryModel("summary", NEEDS, "1", best)
+"""
+
+
+@pytest.fixture
+def simple_models(write_models: Callable[[str, str], Path]) -> Path:
+    """Two models (one divides, so b=0 errors) and a summary counting ok results."""
+    return write_models(SIMPLE_MODELS)
+
+
+@pytest.fixture(scope="session")
+def example_artifacts() -> Path:
+    """The lead-scoring example's models, trained once per test session when needed."""
+    from mlsm.demo import ensure_artifacts
+
+    ensure_artifacts(EXAMPLE)
+    return EXAMPLE / "artifacts"
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """The public lead data set; the test is skipped where it is absent."""
+    if not REAL_DATA.exists():
+        pytest.skip(f"real lead data not present at {REAL_DATA}")
+    return REAL_DATA
+
+
+# -- MongoDB over the wire ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A MongoDB server URL (no database): ``MLSM_TEST_MONGO_URL`` when set, else an nx-27017 wire-protocol
+    server (MongoDB's protocol, backed by SQLite) started for this session on a free loopback port."""
+    configured = os.environ.get("MLSM_TEST_MONGO_URL")
+    if configured:
+        yield configured.rstrip("/")
+        return
+    import shutil
+    import time
+
+    import pymongo
+
+    exe = shutil.which("nx-27017", path=str(Path(sys.executable).parent)) or shutil.which("nx-27017")
+    if exe is None:
+        pytest.fail("nx-27017 is not installed: run scripts/test, which installs the dev extras")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("mongo")
+    log = open(folder / "server.log", "w")  # noqa: SIM115 - closed when the session ends
+    command = [exe, "--data-dir", str(folder), "--host", "127.0.0.1", "-p", str(port)]
+    command += ["--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")]
+    proc = subprocess.Popen(command, stdout=log, stderr=log)
+    url = f"mongodb://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            pymongo.MongoClient(url, serverSelectionTimeoutMS=500).admin.command("ping")
+            break
+        except pymongo.errors.PyMongoError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the MongoDB wire-protocol server did not start: see {folder / 'server.log'}")
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def mongo_url(mongo_server: str) -> str:
+    """A MongoDB URL naming a database of this test's own."""
+    import uuid
+
+    return f"{mongo_server}/mlsm_test_{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,124 @@
+"""One conformance suite for every store backend: document semantics, history, export, runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from mlsm import RunError, RunRecord, Store, open_store
+from mlsm.documents import Batch, make_document
+
+
+def batch(run: str | None, *pairs: tuple[str, float], id_field: str = "lead") -> Batch:
+    docs = [
+        make_document(
+            id_field, id_value, {"m": {"1": {"score": score, "_status": "active"}}}, run=run, timestamp=int(time.time())
+        )
+        for id_value, score in pairs
+    ]
+    return Batch(id_field, [p[0] for p in pairs], docs, run=run)
+
+
+def scores(documents: list[dict[str, Any]]) -> list[float]:
+    return [d["results"]["m"]["1"]["score"] for d in documents]
+
+
+def test_a_written_document_is_current_with_the_seed_layout_plus_run(store: Store) -> None:
+    store.write(batch("r1", ("a", 0.5)))
+    document = store.current("a")
+    assert document is not None
+    assert list(document) == ["lead", "_current", "_timestamp", "_run", "results"]
+    assert document["lead"] == "a" and document["_current"] == 0 and document["_run"] == "r1"
+    assert abs(document["_timestamp"] - time.time()) < 60
+    assert document["results"] == {"m": {"1": {"score": 0.5, "_status": "active"}}}
+
+
+def test_history_is_newest_first_and_current_counts_up(store: Store) -> None:
+    for i in range(3):
+        store.write(batch(f"r{i}", ("a", i / 10), ("b", 1.0)))
+    history = store.history("a")
+    assert [d["_current"] for d in history] == [0, 1, 2]
+    assert scores(history) == [0.2, 0.1, 0.0]
+    assert [d["_run"] for d in history] == ["r2", "r1", "r0"]
+    assert scores([store.current("a")]) == [0.2]  # type: ignore[list-item]
+
+
+def test_an_id_repeated_in_one_batch_has_exactly_one_current(store: Store) -> None:
+    store.write(batch("r", ("a", 0.1), ("b", 0.5), ("a", 0.2), ("a", 0.3)))
+    history = store.history("a")
+    assert [d["_current"] for d in history] == [0, 1, 2]
+    assert scores(history) == [0.3, 0.2, 0.1]
+    assert sum(1 for d in store.current_documents() if d["lead"] == "a") == 1
+
+
+def test_unknown_ids_have_no_documents(store: Store) -> None:
+    assert store.current("nobody") is None
+    assert store.history("nobody") == []
+
+
+def test_ids_that_look_numeric_are_kept_as_text(store: Store) -> None:
+    store.write(batch("r", ("2", 0.2), ("02", 0.02), ("id", 0.9)))
+    assert scores([store.current("2"), store.current("02"), store.current("id")]) == [0.2, 0.02, 0.9]  # type: ignore[list-item]
+
+
+def test_export_gives_each_ids_current_document_optionally_for_one_model(store: Store) -> None:
+    store.write(batch("r1", ("a", 0.1), ("b", 0.2)))
+    store.write(batch("r2", ("a", 0.3)))
+    other = make_document(
+        "lead", "c", {"other": {"2": {"x": 1, "_status": "draft"}}}, run="r3", timestamp=int(time.time())
+    )
+    store.write(Batch("lead", ["c"], [other], run="r3"))
+    current = {d["lead"]: d for d in store.current_documents()}
+    assert sorted(current) == ["a", "b", "c"]
+    assert all(d["_current"] == 0 for d in current.values())
+    assert scores([current["a"], current["b"]]) == [0.3, 0.2]
+    assert sorted(d["lead"] for d in store.current_documents(model="m@1")) == ["a", "b"]
+    assert [d["lead"] for d in store.current_documents(model="other@2")] == ["c"]
+    assert list(store.current_documents(model="m@9")) == []
+
+
+def test_runs_are_registered_and_progress_is_committed_with_each_chunk(store: Store) -> None:
+    run = RunRecord.new("run-1", {"input": "x.csv", "id_field": "lead"})
+    store.start_run(run)
+    assert store.get_run("run-1") is not None and store.get_run("run-1").status == "running"  # type: ignore[union-attr]
+    run.rows, run.chunks, run.counts = 2, 1, {"read": 2}
+    store.write(batch("run-1", ("a", 0.1), ("b", 0.2)), run)
+    saved = store.get_run("run-1")
+    assert saved is not None and (saved.rows, saved.chunks, saved.counts) == (2, 1, {"read": 2})
+    assert saved.info == {"input": "x.csv", "id_field": "lead"}
+    run.status, run.ended = "completed", time.time()
+    store.save_run(run)
+    assert store.get_run("run-1").status == "completed"  # type: ignore[union-attr]
+    assert [d["lead"] for d in store.run_documents("run-1")] == ["a", "b"]
+
+
+def test_a_run_id_can_be_started_only_once(store: Store) -> None:
+    store.start_run(RunRecord.new("same", {}))
+    with pytest.raises(RunError, match="run 'same' already exists"):
+        store.start_run(RunRecord.new("same", {}))
+
+
+def test_runs_are_listed_oldest_first(store: Store) -> None:
+    for name in ("first", "second", "third"):
+        store.start_run(RunRecord(name, started=time.time()))
+        time.sleep(0.01)
+    assert [r.id for r in store.list_runs()] == ["first", "second", "third"]
+    assert store.get_run("missing") is None
+
+
+def test_documents_survive_reopening_the_store(store_url: str) -> None:
+    with open_store(store_url) as first:
+        first.write(batch("r", ("a", 0.4)))
+    with open_store(store_url) as second:
+        assert scores([second.current("a")]) == [0.4]  # type: ignore[list-item]
+
+
+def test_a_store_keeps_one_id_field(store: Store) -> None:
+    from mlsm import StoreConfigError
+
+    store.write(batch("r", ("a", 0.1)))
+    with pytest.raises(StoreConfigError, match="keyed by 'lead', not 'contact'"):
+        store.write(batch("r", ("b", 0.1), id_field="contact"))
+    assert store.current("b") is None

@@ -1,0 +1,250 @@
+"""The ``mlsm`` command: run, models, test, results; one-line setup errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import CliResult, run_mlsm
+
+INPUT = """
+    lead,a,b
+    1,6,3
+    2,5,0
+    3,x,1
+    4,1,1,extra
+    ,2,2
+    6,7,7
+"""
+
+
+def test_run_scores_into_the_default_sqlite_store_and_summarizes(
+    cli: Callable[..., CliResult], simple_models: Path, write_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = write_csv(INPUT)
+    result = cli("run", simple_models, data, "--id-field", "lead", "--chunk-size", "2")
+    assert result.code == 0, result.err
+    out = result.out
+    assert "records read 6 · scored 4 · rejected 2 (lines 5, 6)" in out
+    assert "adder@1" in out and "summary@1" in out
+    # adder: 3 ok, 1 bad input ('x'); divider: 2 ok, 1 bad input, 1 ZeroDivisionError; summary: all 4 ok
+    rows = {line.split()[0]: line.split()[2:] for line in out.splitlines() if "@1" in line}
+    assert rows == {"adder@1": ["3", "1"], "divider@1": ["2", "2"], "summary@1": ["4", "0"]}
+    assert "records/s" in out
+    db = sqlite3.connect(tmp_path / "mlsm.db")
+    assert db.execute("SELECT COUNT(*) FROM mlsm_results").fetchone() == (4,)
+
+
+def test_results_prints_the_stored_documents_newest_first(
+    cli: Callable[..., CliResult], simple_models: Path, write_csv: Callable[..., Path]
+) -> None:
+    data = write_csv(INPUT)
+    assert cli("run", simple_models, data, "--id-field", "lead", "--run-id", "first").code == 0
+    assert cli("run", simple_models, data, "--id-field", "lead", "--run-id", "second").code == 0
+    current = cli("results", "2")
+    assert current.code == 0
+    (line,) = current.out.splitlines()
+    document = json.loads(line)
+    assert document["lead"] == "2" and document["_current"] == 0 and document["_run"] == "second"
+    assert document["results"]["divider"]["1"]["_error"].startswith("ZeroDivisionError: division by zero")
+    assert document["results"]["adder"]["1"] == {"c": 5, "_status": "active"}
+    history = cli("results", "2", "--history")
+    assert [(d["_run"], d["_current"]) for d in map(json.loads, history.out.splitlines())] == [
+        ("second", 0),
+        ("first", 1),
+    ]
+    missing = cli("results", "nobody")
+    assert missing.code == 1 and "no results for id 'nobody'" in missing.err
+
+
+def test_output_and_rejects_files_as_json_lines(
+    cli: Callable[..., CliResult], simple_models: Path, write_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = write_csv(INPUT)
+    result = cli(
+        "run",
+        simple_models,
+        data,
+        "--id-field",
+        "lead",
+        "--output",
+        "out.jsonl",
+        "--rejects",
+        "rejects.jsonl",
+        "--run-id",
+        "r",
+    )
+    assert result.code == 0
+    docs = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [d["lead"] for d in docs] == ["1", "2", "3", "6"]
+    assert all(d["_run"] == "r" and d["_current"] == 0 for d in docs)
+    rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert rejects == [
+        {"line": 5, "reason": "cannot parse: 4 fields where the header has 3", "record": "4,1,1,extra"},
+        {"line": 6, "reason": "no id: field 'lead' is empty", "record": {"lead": "", "a": "2", "b": "2"}},
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_run_reads_json_lines_and_parquet(
+    cli: Callable[..., CliResult], simple_models: Path, tmp_path: Path, fmt: str
+) -> None:
+    rows = [{"lead": 1, "a": 6, "b": 3}, {"lead": 2, "a": 5, "b": 0}]
+    path = tmp_path / f"input.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    assert cli("run", simple_models, path, "--id-field", "lead").code == 0
+    document = json.loads(cli("results", "1").out)
+    assert document["results"]["adder"]["1"]["c"] == 9 and document["results"]["divider"]["1"]["r"] == 2.0
+
+
+def test_models_lists_name_version_status_kind_batch_fields(cli: Callable[..., CliResult], simple_models: Path) -> None:
+    result = cli("models", simple_models)
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["NAME", "VERSION", "STATUS", "KIND", "BATCH", "FIELDS"]
+    assert lines[1].split() == ["adder", "1", "active", "model", "no", "a:", "int,", "b:", "int"]
+    assert lines[3].split()[:5] == ["summary", "1", "draft", "summary", "no"]
+
+
+def test_test_command_fails_a_model_that_breaks_on_inputs_its_fields_allow(
+    cli: Callable[..., CliResult], simple_models: Path
+) -> None:
+    result = cli("test", simple_models)
+    assert result.code == 1
+    rows = {line.split()[0]: line for line in result.out.splitlines()[1:] if "@" in line}
+    assert " pass " in rows["adder@1"]
+    assert " FAIL " in rows["divider@1"] and "ZeroDivisionError" in rows["divider@1"]
+    assert " pass " in rows["summary@1"]
+    assert "2 of 3 models passed" in result.out
+
+
+def test_test_command_exits_0_when_every_model_passes(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path]
+) -> None:
+    path = write_models(
+        """
+        from mlsm import Field, Model
+        MODELS = [Model("safe", {"n": Field(int, ge=1), "s": str}, "1", lambda data, results: {"x": 1 / data["n"]})]
+        """
+    )
+    result = cli("test", path)
+    assert result.code == 0, result.out
+    assert "1 of 1 models passed" in result.out
+
+
+def test_models_list_in_MODELS_wins_over_top_level_bindings(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path]
+) -> None:
+    path = write_models(
+        """
+        from mlsm import Model
+        a = Model("a", {}, "1", lambda data, results: {})
+        b = Model("b", {}, "1", lambda data, results: {})
+        MODELS = [b]
+        """
+    )
+    assert [line.split()[0] for line in cli("models", path).out.splitlines()[1:]] == ["b"]
+
+
+def test_a_dotted_module_name_works_as_models(
+    cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "scoring"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "lead_models.py").write_text(
+        "from mlsm import Model\nm = Model('m', {}, '1', lambda data, results: {})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli("models", "scoring.lead_models").out.splitlines()[1].split()[0] == "m"
+
+
+# -- setup errors: one line, exit 2, before any work ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("models_source", "message"),
+    [
+        (
+            "raise RuntimeError('artifact missing')\n",
+            "cannot load models from 'models.py': RuntimeError: artifact missing (line 1)",
+        ),
+        ("def broken(:\n", "cannot load models from 'models.py': SyntaxError: invalid syntax"),
+        ("x = 1\n", "'models.py' defines no models"),
+        ("from mlsm import Model\nm = Model('m', {}, '1', print, status='prod')\n", "invalid status 'prod'"),
+    ],
+)
+def test_a_bad_model_file_is_one_line_and_exit_2(
+    cli: Callable[..., CliResult],
+    write_models: Callable[..., Path],
+    write_csv: Callable[..., Path],
+    models_source: str,
+    message: str,
+) -> None:
+    write_models(models_source)
+    data = write_csv(INPUT)
+    result = cli("run", "models.py", data, "--id-field", "lead")
+    assert result.code == 2
+    assert result.out == ""
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("mlsm: error: ") and message in line
+
+
+def test_setup_errors_from_a_real_process(tmp_path: Path, simple_models: Path, write_csv: Callable[..., Path]) -> None:
+    data = write_csv(INPUT)
+    cases = [
+        (["run", simple_models, tmp_path / "nope.csv", "--id-field", "lead"], "cannot read input"),
+        (["run", simple_models, data, "--id-field", "Lead"], "id field 'Lead' is not a column"),
+        (
+            ["run", "no_such_models.py", data, "--id-field", "lead"],
+            "cannot load models from 'no_such_models.py': no such file",
+        ),
+        (["run", simple_models, data, "--id-field", "lead", "--store", "redis://x"], "unknown store URL 'redis://x'"),
+        (
+            ["run", simple_models, data, "--id-field", "lead", "--store", f"sqlite:///{tmp_path}/no/dir/x.db"],
+            "does not exist",
+        ),
+    ]
+    for args, message in cases:
+        result = run_mlsm(*args, cwd=tmp_path)
+        assert result.code == 2, (args, result.err)
+        assert result.out == ""
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.err
+        assert "Traceback" not in result.err
+    assert not (tmp_path / "mlsm.db").exists()  # nothing was created before the error
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, write_csv: Callable[..., Path]) -> None:
+    data = write_csv(INPUT)
+    result = run_mlsm("--debug", "run", "missing.py", data, "--id-field", "lead", cwd=tmp_path)
+    assert result.code != 0 and "Traceback" in result.err
+
+
+def test_a_store_file_that_is_not_sqlite_is_one_line(
+    cli: Callable[..., CliResult], simple_models: Path, write_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "junk.db").write_text("this is not a database" * 100)
+    result = cli("run", simple_models, write_csv(INPUT), "--id-field", "lead", "--store", "sqlite:///junk.db")
+    assert result.code == 2 and "cannot open SQLite store" in result.err
+
+
+def test_store_from_environment(
+    cli: Callable[..., CliResult],
+    simple_models: Path,
+    write_csv: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLSM_STORE", f"sqlite:///{tmp_path / 'env.db'}")
+    assert cli("run", simple_models, write_csv(INPUT), "--id-field", "lead").code == 0
+    assert (tmp_path / "env.db").exists() and not (tmp_path / "mlsm.db").exists()

@@ -1,0 +1,85 @@
+"""The public lead data set (9,240 real, messy leads) scored by a model set written for it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .conftest import EXAMPLE, CliResult
+
+pytestmark = pytest.mark.realdata
+
+MODELS = """
+    from mlsm import Field, Model, SummaryModel
+    import pandas as pd
+
+    QUALITY = ["High in Relevance", "Might be", "Not Sure", "Low in Relevance", "Worst"]
+
+    def engagement(data, results):
+        per_visit = data["Total Time Spent on Website"] / max(data["TotalVisits"], 1)
+        return {"score": min(1.0, per_visit / 600), "per_visit": round(per_visit, 1)}
+
+    WEIGHTS = {"High in Relevance": 0.9, "Might be": 0.6, "Not Sure": 0.4, "Low in Relevance": 0.2, "Worst": 0.05}
+
+    def quality(data, results):
+        return {"score": WEIGHTS[data["Lead Quality"]]}
+
+    def profile(frame):
+        index = frame["Asymmetrique Activity Score"].astype("float64")
+        return pd.DataFrame({"score": ((index - 7) / 13).clip(0, 1).fillna(0.5)})
+
+    def verdict(data, results):
+        scores = [slot["score"] for versions in results.values() for slot in versions.values() if "score" in slot]
+        return {"score": sum(scores) / len(scores) if scores else None, "models": len(scores)}
+
+    ENGAGEMENT = {"TotalVisits": int, "Total Time Spent on Website": Field(int, ge=0), "Do Not Email": bool}
+    PROFILE = {"Asymmetrique Activity Score": Field(float, ge=0, required=False)}
+    NEEDS = [{"name": n, "version": "1"} for n in ("engagement", "quality", "profile")]
+
+    engagement_model = Model("engagement", ENGAGEMENT, "1", engagement, status="active")
+    quality_model = Model("quality", {"Lead Quality": Field(str, choices=QUALITY)}, "1", quality)
+    profile_model = Model("profile", PROFILE, "1", profile, batch=True)
+    summary = SummaryModel("verdict", NEEDS, "1", verdict)
+"""
+
+
+def test_real_leads_scored_with_validation_errors_exactly_where_the_data_is_bad(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], real_data: Path
+) -> None:
+    models = write_models(MODELS)
+    result = cli("run", models, real_data, "--id-field", "Prospect ID", "--chunk-size", "1000")
+    assert result.code == 0, result.err
+    raw = pd.read_csv(real_data, dtype=str, keep_default_na=False)
+    no_visits = int((raw["TotalVisits"] == "").sum())
+    no_quality = int((raw["Lead Quality"] == "").sum())
+    assert f"records read {len(raw):,} · scored {len(raw):,} · rejected 0" in result.out
+    rows = {
+        line.split()[0]: [int(x.replace(",", "")) for x in line.split()[2:]]
+        for line in result.out.splitlines()
+        if "@1 " in line
+    }
+    assert rows["engagement@1"] == [len(raw) - no_visits, no_visits]
+    assert rows["quality@1"] == [len(raw) - no_quality, no_quality]
+    assert rows["profile@1"] == [len(raw), 0]
+    assert rows["verdict@1"] == [len(raw), 0]
+    row = raw.loc[raw["TotalVisits"] == ""].iloc[0]
+    document = json.loads(cli("results", row["Prospect ID"]).out)
+    assert document["results"]["engagement"]["1"]["_errors"] == [
+        {"field": "TotalVisits", "problem": "missing (required)"}
+    ]
+    assert document["results"]["verdict"]["1"]["models"] == 1 + (row["Lead Quality"] != "")
+
+
+def test_the_example_models_score_the_real_leads(
+    cli: Callable[..., CliResult], real_data: Path, example_artifacts: Path
+) -> None:
+    result = cli("run", EXAMPLE / "models.py", real_data, "--id-field", "Prospect ID")
+    assert result.code == 0, result.err
+    assert "records read 9,240 · scored 9,240 · rejected 0" in result.out
+    for line in result.out.splitlines():
+        if "@" in line and ("active" in line or "draft" in line):
+            assert line.split()[-1] == "0", line  # every model scored every real lead

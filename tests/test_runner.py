@@ -1,0 +1,109 @@
+"""Batch runs through the Python API: counts, run records, resuming after an interruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlsm import Engine, Field, Model, RunError, SummaryModel, open_store
+from mlsm.runner import RunOptions, run_batch
+
+
+def score(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    if data["n"] % 7 == 0:
+        raise ValueError("sevens are unlucky")
+    return {"double": data["n"] * 2}
+
+
+ENGINE = Engine(
+    [
+        Model("double", {"n": Field(int)}, "1", score, status="active"),
+        SummaryModel(
+            "s",
+            [{"name": "double", "version": "1"}],
+            "1",
+            lambda data, results: {"ok": "_error" not in results["double"]["1"]},
+        ),
+    ]
+)
+
+
+def write_input(path: Path, count: int) -> Path:
+    lines = ["id,n"] + [f"{i},{i}" if i % 10 else f",{i}" for i in range(1, count + 1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Stop(Exception):
+    pass
+
+
+def test_counts_per_model_and_the_run_record(tmp_path: Path) -> None:
+    data = write_input(tmp_path / "in.csv", 50)
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        result = run_batch(ENGINE, store, RunOptions(str(data), "id", run_id="r1", chunk_size=8))
+        counts = result.counts
+        assert (counts.read, counts.scored, counts.rejected) == (50, 45, 5)
+        assert counts.reject_lines == [11, 21, 31, 41, 51]
+        sevens = sum(1 for i in range(1, 51) if i % 7 == 0 and i % 10)
+        assert counts.models == {"double@1": [45 - sevens, sevens], "s@1": [45, 0]}
+        run = store.get_run("r1")
+        assert run is not None and run.status == "completed" and run.rows == 50 and run.chunks == 6
+        assert run.info["models"] == ["double@1", "s@1"] and run.info["id_field"] == "id"
+        assert run.ended is not None and run.ended >= run.started
+
+
+def test_an_interrupted_run_resumes_exactly_after_its_last_committed_chunk(tmp_path: Path) -> None:
+    data = write_input(tmp_path / "in.csv", 100)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    options = dict(run_id="r", chunk_size=9, output=str(tmp_path / "out.jsonl"), rejects=str(tmp_path / "rej.jsonl"))
+
+    def stop_after_three(run: Any) -> None:
+        if run.chunks == 3:
+            raise Stop
+
+    with open_store(url) as store, pytest.raises(Stop):
+        run_batch(ENGINE, store, RunOptions(str(data), "id", **options), on_chunk=stop_after_three)  # type: ignore[arg-type]
+    with open_store(url) as store:
+        interrupted = store.get_run("r")
+        assert interrupted is not None and interrupted.status == "interrupted" and interrupted.chunks == 3
+        result = run_batch(ENGINE, store, RunOptions(str(data), "id", resume=True, **options))  # type: ignore[arg-type]
+        assert result.run.status == "completed"
+        assert (result.counts.read, result.counts.scored, result.counts.rejected) == (100, 90, 10)
+        ids = [d["id"] for d in store.run_documents("r")]
+    expected = [str(i) for i in range(1, 101) if i % 10]
+    assert ids == expected  # every record exactly once, in input order
+    out = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert out == expected
+    rejected = [json.loads(line)["line"] for line in (tmp_path / "rej.jsonl").read_text().splitlines()]
+    assert rejected == [i + 1 for i in range(10, 101, 10)]
+
+
+def test_resume_needs_an_existing_run_with_the_same_models(tmp_path: Path) -> None:
+    data = write_input(tmp_path / "in.csv", 5)
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        with pytest.raises(RunError, match="no run 'ghost'"):
+            run_batch(ENGINE, store, RunOptions(str(data), "id", run_id="ghost", resume=True))
+        run_batch(ENGINE, store, RunOptions(str(data), "id", run_id="one"))
+        other = Engine([Model("double", {"n": int}, "2", score)])
+        with pytest.raises(RunError, match="resume with the same models"):
+            run_batch(other, store, RunOptions(str(data), "id", run_id="one", resume=True))
+        with pytest.raises(RunError, match="already exists"):
+            run_batch(ENGINE, store, RunOptions(str(data), "id", run_id="one"))
+
+
+def test_each_chunk_is_one_transaction_with_its_progress(tmp_path: Path) -> None:
+    data = write_input(tmp_path / "in.csv", 30)
+    seen = []
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+
+        def check(run: Any) -> None:
+            committed = store.get_run(run.id)
+            seen.append((committed.rows, len(list(store.run_documents(run.id)))))
+
+        run_batch(ENGINE, store, RunOptions(str(data), "id", run_id="t", chunk_size=10), on_chunk=check)
+    # after each commit, the stored progress and the stored documents agree
+    assert seen == [(11, 10), (22, 20), (30, 27)]
