@@ -16,7 +16,8 @@ from mlsm.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lead_scoring"
-REAL_DATA = ROOT.parent / "shared" / "data" / "x_education_leads.csv"
+# the public lead data: $MLSM_REAL_DATA, or the team's shared folder beside the checkout
+REAL_DATA = Path(os.environ.get("MLSM_REAL_DATA") or ROOT.parent / "shared" / "data" / "x_education_leads.csv")
 
 
 @dataclass
