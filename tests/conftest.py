@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from mlsm.cli import main
+
+from . import servers
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lead_scoring"
@@ -127,15 +130,7 @@ def real_data() -> Path:
     return REAL_DATA
 
 
-# -- MongoDB over the wire ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# -- real database servers ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -146,43 +141,43 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured.rstrip("/")
         return
-    import shutil
-    import time
-
-    import pymongo
-
-    exe = shutil.which("nx-27017", path=str(Path(sys.executable).parent)) or shutil.which("nx-27017")
-    if exe is None:
-        pytest.fail("nx-27017 is not installed: run scripts/test, which installs the dev extras")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("mongo")
-    log = open(folder / "server.log", "w")  # noqa: SIM115 - closed when the session ends
-    command = [exe, "--data-dir", str(folder), "--host", "127.0.0.1", "-p", str(port)]
-    command += ["--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")]
-    proc = subprocess.Popen(command, stdout=log, stderr=log)
-    url = f"mongodb://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            pymongo.MongoClient(url, serverSelectionTimeoutMS=500).admin.command("ping")
-            break
-        except pymongo.errors.PyMongoError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"the MongoDB wire-protocol server did not start: see {folder / 'server.log'}")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        server = servers.start_mongo(tmp_path_factory.mktemp("mongo"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    servers.stop_mongo(server)
 
 
 @pytest.fixture
 def mongo_url(mongo_server: str) -> str:
     """A MongoDB URL naming a database of this test's own."""
-    import uuid
-
     return f"{mongo_server}/mlsm_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[servers.PostgresCluster | None]:
+    """A throw-away PostgreSQL cluster for this session (None when ``MLSM_TEST_POSTGRES_URL`` names a server)."""
+    if os.environ.get("MLSM_TEST_POSTGRES_URL"):
+        yield None
+        return
+    try:
+        cluster = servers.start_postgres()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        pytest.fail(f"cannot start PostgreSQL for the tests: {exc} {detail}")
+    yield cluster
+    servers.remove_postgres(cluster)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: servers.PostgresCluster | None) -> str:
+    """A PostgreSQL URL whose tables land in a schema of this test's own."""
+    import psycopg
+
+    base = os.environ.get("MLSM_TEST_POSTGRES_URL") or postgres_cluster.url()  # type: ignore[union-attr]
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{schema}"

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import MlsmError
+from .errors import MlsmError, RunStopped
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_STOPPED = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SETUP
     try:
         return int(args.handler(args))
+    except RunStopped as exc:
+        if args.debug:
+            raise
+        print(f"mlsm: stopped: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
     except MlsmError as exc:
         if args.debug:
             raise
@@ -61,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--run-id", metavar="NAME", help="name the run (default: generated and printed)")
     run.add_argument("--resume", action="store_true", help="continue run --run-id after its last committed chunk")
+    run.add_argument(
+        "--store-retry-seconds", type=float, default=60.0, metavar="S",
+        help="keep retrying a failing store this long before stopping the run (default 60)",
+    )  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.set_defaults(handler=_cmd_run)
@@ -131,6 +140,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             output=args.output,
             rejects=args.rejects,
             chunk_size=args.chunk_size,
+            retry_seconds=args.store_retry_seconds,
             progress=False if args.no_progress or args.json else None,
             info={"source": args.models, "store": store.url},
             resume_command=_resume_command(args),

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Batch", "decode", "encode", "make_document"]
+__all__ = ["Batch", "decode", "encode", "make_document", "ordered"]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -49,6 +49,16 @@ def decode(text: str | bytes) -> dict[str, Any]:
     """A document from its JSON text."""
     document: dict[str, Any] = json.loads(text)
     return document
+
+
+def ordered(document: dict[str, Any], id_field: str | None) -> dict[str, Any]:
+    """``document`` with its keys in the canonical order (stores that do not keep key order call this)."""
+    head = ("_current", "_timestamp", "_run", "results")
+    first = [id_field] if id_field is not None and id_field in document else []
+    out = {key: document[key] for key in [*first, *head] if key in document}
+    for key, value in document.items():
+        out.setdefault(key, value)
+    return out
 
 
 def make_document(

@@ -12,6 +12,7 @@ Setup problems raise; per-record problems never do (they are data in the results
     │   ├── StoreConfigError
     │   └── StoreUnavailable
     └── RunError
+        └── RunStopped
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "ModelDefinitionError",
     "ModelLoadError",
     "RunError",
+    "RunStopped",
     "StoreConfigError",
     "StoreError",
     "StoreUnavailable",
@@ -68,3 +70,7 @@ class StoreUnavailable(StoreError):
 
 class RunError(MlsmError):
     """A run cannot start or continue (for example, resuming a run that does not exist)."""
+
+
+class RunStopped(RunError):
+    """A run stopped before its end (its store stayed unavailable); it resumes after its last committed chunk."""

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from .documents import Batch, make_document
 from .engine import Engine, gc_paused
-from .errors import RunError, StoreUnavailable
+from .errors import RunError, RunStopped, StoreUnavailable
 from .progress import Progress
 from .readers import Chunk, open_input
 from .stores.base import RunRecord, Store
@@ -152,21 +152,17 @@ def run_batch(
                 )
                 rejects.flush()
                 offsets["rejects"] = rejects.tell()
+            committed_rows = run.rows
             run.rows = chunk.position
             run.chunks += 1
             run.counts = counts.to_dict()
-            _write_with_retry(store, batch, run, options)
+            _write_with_retry(store, batch, run, options, committed_rows)
             scored_now += len(batch)
             progress.update(chunk.bytes_read, counts.scored)
             if on_chunk is not None:
                 on_chunk(run)
     except BaseException:
-        run.status = "interrupted"
-        run.ended = time.time()
-        try:
-            store.save_run(run)
-        except Exception:  # the store may be what failed; the run stays resumable from its last chunk
-            pass
+        _mark_interrupted(store, run.id)
         raise
     finally:
         progress.close()
@@ -177,6 +173,17 @@ def run_batch(
     run.ended = time.time()
     store.save_run(run)
     return RunResult(run, time.monotonic() - started, scored_now)
+
+
+def _mark_interrupted(store: Store, run_id: str) -> None:
+    """Record that a run stopped early, keeping the progress of its last committed chunk (not this one's)."""
+    try:
+        saved = store.get_run(run_id)
+        if saved is not None:
+            saved.status, saved.ended = "interrupted", time.time()
+            store.save_run(saved)
+    except Exception:  # the store may be what failed; the run stays resumable from its last committed chunk
+        pass
 
 
 def _open_run(store: Store, options: RunOptions, engine: Engine) -> RunRecord:
@@ -195,6 +202,8 @@ def _open_run(store: Store, options: RunOptions, engine: Engine) -> RunRecord:
             )
         if run.info.get("id_field") not in (None, options.id_field):
             raise RunError(f"run {run.id!r} was started with --id-field {run.info['id_field']!r}")
+        store.recover(run)
+        run = store.get_run(run.id) or run
         run.status = "running"
         run.ended = None
         store.save_run(run)
@@ -235,7 +244,8 @@ def _open_resumable(path: str | None, offset: int, resume: bool) -> IO[str] | No
     return open(target, "w", encoding="utf-8", newline="\n")
 
 
-def _write_with_retry(store: Store, batch: Batch, run: RunRecord, options: RunOptions) -> None:
+def _write_with_retry(store: Store, batch: Batch, run: RunRecord, options: RunOptions, committed_rows: int) -> None:
+    """Write a chunk, retrying a failing store with exponential backoff for ``options.retry_seconds``."""
     deadline = time.monotonic() + options.retry_seconds
     delay = 0.2
     while True:
@@ -244,22 +254,13 @@ def _write_with_retry(store: Store, batch: Batch, run: RunRecord, options: RunOp
             return
         except StoreUnavailable as exc:
             if time.monotonic() + delay > deadline:
-                last = run.chunks - 1
                 hint = options.resume_command or f"mlsm run ... --run-id {run.id} --resume"
-                raise RunError(
-                    f"store unavailable, run {run.id!r} stopped: {exc}; the last committed chunk is {last} "
-                    f"(input rows 1-{_committed_rows(store, run)}); resume with: {hint}"
+                raise RunStopped(
+                    f"run {run.id!r} stopped, the store stayed unavailable for {options.retry_seconds:g} s ({exc}); "
+                    f"last committed chunk: {run.chunks - 1} (input rows 1-{committed_rows:,}); resume with: {hint}"
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-def _committed_rows(store: Store, run: RunRecord) -> int:
-    try:
-        saved = store.get_run(run.id)
-    except Exception:
-        saved = None
-    return saved.rows if saved is not None else 0
 
 
 def format_summary(result: RunResult, engine: Engine, *, store_url: str, input_path: str) -> str:

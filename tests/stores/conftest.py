@@ -9,7 +9,7 @@ import pytest
 
 from mlsm import Store, open_store
 
-BACKENDS = ["sqlite", "mongo"]
+BACKENDS = ["sqlite", "postgres", "mongo"]
 
 
 @pytest.fixture
@@ -17,6 +17,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     backend = request.param
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'results.db'}"
+    if backend == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
     if backend == "mongo":
         return str(request.getfixturevalue("mongo_url"))
     raise AssertionError(backend)

@@ -63,19 +63,32 @@ def test_ids_that_look_numeric_are_kept_as_text(store: Store) -> None:
     assert scores([store.current("2"), store.current("02"), store.current("id")]) == [0.2, 0.02, 0.9]  # type: ignore[list-item]
 
 
-def test_export_gives_each_ids_current_document_optionally_for_one_model(store: Store) -> None:
+def other_model(run: str, *ids: str) -> Batch:
+    docs = [
+        make_document("lead", i, {"other": {"2": {"x": 1, "_status": "draft"}}}, run=run, timestamp=int(time.time()))
+        for i in ids
+    ]
+    return Batch("lead", list(ids), docs, run=run)
+
+
+def test_export_gives_each_ids_current_document_in_id_order(store: Store) -> None:
+    store.write(batch("r1", ("b", 0.1), ("a", 0.2)))
+    store.write(batch("r2", ("a", 0.3)))
+    store.write(other_model("r3", "c"))
+    current = list(store.current_documents())
+    assert [d["lead"] for d in current] == ["a", "b", "c"]
+    assert all(d["_current"] == 0 for d in current)
+    assert scores(current[:2]) == [0.3, 0.1]
+
+
+def test_current_results_of_one_model_come_from_each_ids_newest_document_holding_it(store: Store) -> None:
     store.write(batch("r1", ("a", 0.1), ("b", 0.2)))
     store.write(batch("r2", ("a", 0.3)))
-    other = make_document(
-        "lead", "c", {"other": {"2": {"x": 1, "_status": "draft"}}}, run="r3", timestamp=int(time.time())
-    )
-    store.write(Batch("lead", ["c"], [other], run="r3"))
-    current = {d["lead"]: d for d in store.current_documents()}
-    assert sorted(current) == ["a", "b", "c"]
-    assert all(d["_current"] == 0 for d in current.values())
-    assert scores([current["a"], current["b"]]) == [0.3, 0.2]
-    assert sorted(d["lead"] for d in store.current_documents(model="m@1")) == ["a", "b"]
-    assert [d["lead"] for d in store.current_documents(model="other@2")] == ["c"]
+    store.write(other_model("r3", "c", "a"))  # a's newest document has no m@1 result
+    for_m = list(store.current_documents(model="m@1"))
+    assert [(d["lead"], d["_current"], d["_run"]) for d in for_m] == [("a", 1, "r2"), ("b", 0, "r1")]
+    assert scores(for_m) == [0.3, 0.2]
+    assert [d["lead"] for d in store.current_documents(model="other@2")] == ["a", "c"]
     assert list(store.current_documents(model="m@9")) == []
 
 

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ..documents import Batch
 from ..errors import StoreConfigError
@@ -78,7 +78,8 @@ class Store(ABC):
 
     @abstractmethod
     def current_documents(self, model: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every id's newest document; with ``model`` (``name@version``), only those holding that result."""
+        """Every id's newest document, by id; with ``model`` (``name@version``), every id's newest document that
+        holds that model's result (its current result, though a newer document of the id may lack it)."""
 
     # -- runs ------------------------------------------------------------------------------------------------
 
@@ -98,9 +99,16 @@ class Store(ABC):
     def list_runs(self) -> list[RunRecord]:
         """Every run, oldest first."""
 
+    @abstractmethod
     def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
         """Every document written by ``run_id`` (any ``_current``), oldest first; for checks and audits."""
-        raise NotImplementedError
+
+    def recover(self, run: RunRecord) -> None:
+        """Undo whatever a killed writer of ``run`` left half-done after its last committed chunk.
+
+        Stores that commit a chunk and its progress in one transaction have nothing to undo (the default).
+        """
+        return None
 
     @abstractmethod
     def close(self) -> None:
@@ -113,11 +121,43 @@ class Store(ABC):
         self.close()
 
 
+def split_model(model: str) -> tuple[str, str]:
+    """``("name", "version")`` from ``"name@version"``; ``StoreConfigError`` when it has no ``@``."""
+    name, at, version = model.rpartition("@")
+    if not at or not name or not version:
+        raise StoreConfigError(f"invalid model {model!r}: write it as NAME@VERSION, e.g. gbm@1.0")
+    return name, version
+
+
 def has_model(document: dict[str, Any], model: str) -> bool:
     """True when ``document`` holds a result slot for ``name@version``."""
-    name, _, version = model.rpartition("@")
+    name, version = split_model(model)
     versions = document.get("results", {}).get(name)
     return isinstance(versions, dict) and any(str(v) == version for v in versions)
+
+
+def newest_per_id(documents: Iterator[dict[str, Any]], id_field: str) -> Iterator[dict[str, Any]]:
+    """The first document of each run of equal ids (documents sorted by id, newest first within an id)."""
+    last: Any = object()
+    for document in documents:
+        if document.get(id_field) != last:
+            last = document.get(id_field)
+            yield document
+
+
+def redact_url(url: str) -> str:
+    """A URL for messages: quoted, with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return repr(url)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (driver errors can span many), cut at 300 characters."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def open_store(url: str | None = None) -> Store:

@@ -10,6 +10,8 @@ before the URL reaches the driver).
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..documents import Batch
 from ..errors import StoreConfigError, StoreUnavailable
-from .base import RunRecord, Store, has_model
+from .base import RunRecord, Store, first_line, newest_per_id, redact_url, split_model
 
 __all__ = ["MongoStore"]
 
@@ -56,7 +58,7 @@ class MongoStore(Store):
             self._ensure_indexes()
         except PyMongoError as exc:
             client.close()
-            raise StoreUnavailable(f"cannot reach MongoDB store {_redact(url)}: {_first_line(exc)}") from exc
+            raise StoreUnavailable(f"cannot reach MongoDB store {redact_url(url)}: {first_line(exc)}") from exc
 
     @classmethod
     def from_database(cls, db: Any, *, collection: str, id_field: str) -> MongoStore:
@@ -81,7 +83,7 @@ class MongoStore(Store):
     def _ensure_indexes(self) -> None:
         if self._id_field:
             self._index_for(self._id_field)
-        self._results.create_index([("_run", 1)])
+        self._results.create_index([("_run", 1), ("_timestamp", 1)])
 
     def _index_for(self, id_field: str) -> None:
         if id_field not in self._indexed:
@@ -115,9 +117,58 @@ class MongoStore(Store):
 
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
         documents = [dict(document) for document in batch.documents]
-        self._guard(lambda: self._write_documents(batch.id_field, documents))
-        if run is not None:
-            self.save_run(run)
+        if run is None:
+            self._guard(lambda: self._write_documents(batch.id_field, documents))
+            return
+        # Without multi-document transactions (a standalone server has none), a chunk is three steps: bump the
+        # older documents' _current, insert the new ones, save the run's progress. A note of what is under way
+        # is saved first, so a writer killed between the steps leaves enough behind for recover() to undo it.
+        # ids in write order within a run (second, chunk number), unique across writers (3 random bytes)
+        tag, stamp = (run.chunks % 65536).to_bytes(2, "big") + os.urandom(3), int(time.time())
+        for i, document in enumerate(documents):
+            document["_id"] = _object_id(stamp, tag, i)
+        pending = {"stamp": stamp, "tag": tag.hex(), "n": len(documents), "ids": list(dict.fromkeys(batch.ids))}
+
+        def steps() -> None:
+            self._recover(run.id)
+            self._runs.update_one({"_id": run.id}, {"$set": {"pending": pending, "pending_id_field": batch.id_field}})
+            self._write_documents(batch.id_field, documents)
+            self._runs.update_one(
+                {"_id": run.id}, {"$set": run.to_dict(), "$unset": {"pending": "", "pending_id_field": ""}}
+            )
+
+        self._guard(steps)
+
+    def recover(self, run: RunRecord) -> None:
+        self._guard(lambda: self._recover(run.id))
+
+    def _recover(self, run_id: str) -> None:
+        """Undo a chunk whose progress was never saved: delete its documents, renumber its ids' ``_current``."""
+        from pymongo import UpdateOne
+
+        saved = self._runs.find_one({"_id": run_id}, {"pending": 1, "pending_id_field": 1})
+        pending = (saved or {}).get("pending")
+        if not pending:
+            return
+        id_field = saved.get("pending_id_field") or self.id_field
+        tag = bytes.fromhex(pending["tag"])
+        written = [_object_id(pending["stamp"], tag, i) for i in range(pending["n"])]
+        for start in range(0, len(written), 5000):
+            self._results.delete_many({"_id": {"$in": written[start : start + 5000]}})
+        updates = []
+        for start in range(0, len(pending["ids"]), 5000):
+            ids = pending["ids"][start : start + 5000]
+            found = self._results.find({id_field: {"$in": ids}}, {"_id": 1, id_field: 1, "_current": 1})
+            ranked = sorted(found, key=lambda d: (d[id_field], d.get("_current", 0), d["_id"].generation_time))
+            rank, last = 0, object()
+            for document in ranked:
+                rank = rank + 1 if document[id_field] == last else 0
+                last = document[id_field]
+                if document.get("_current") != rank:
+                    updates.append(UpdateOne({"_id": document["_id"]}, {"$set": {"_current": rank}}))
+        if updates:
+            self._results.bulk_write(updates, ordered=False)
+        self._runs.update_one({"_id": run_id}, {"$unset": {"pending": "", "pending_id_field": ""}})
 
     def write_documents(self, documents: list[dict[str, Any]]) -> None:
         """Write seed-layout documents (``_current`` renumbered) in two bulk operations."""
@@ -150,13 +201,19 @@ class MongoStore(Store):
         return self._guard(lambda: [_clean(d) for d in self._results.find(query).sort("_current", 1)])
 
     def current_documents(self, model: str | None = None) -> Iterator[dict[str, Any]]:
-        for document in self._results.find({"_current": 0}).sort(self.id_field, 1):
+        id_field = self.id_field
+        if model is None:
+            found = self._results.find({"_current": 0}).sort(id_field, 1)
+        else:
+            name, version = split_model(model)
+            query = {f"results.{name}.{version}": {"$exists": True}}
+            found = newest_per_id(self._results.find(query).sort([(id_field, 1), ("_current", 1)]), id_field)
+        for document in found:
             document.pop("_id", None)
-            if model is None or has_model(document, model):
-                yield document
+            yield document
 
     def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
-        for document in self._results.find({"_run": run_id}).sort("_id", 1):
+        for document in self._results.find({"_run": run_id}).sort([("_timestamp", 1), ("_id", 1)]):
             document.pop("_id", None)
             yield document
 
@@ -171,11 +228,11 @@ class MongoStore(Store):
             from ..errors import RunError
 
             raise RunError(
-                f"run {run.id!r} already exists in {_redact(self.url)}: pick another --run-id, or add --resume"
+                f"run {run.id!r} already exists in {redact_url(self.url)}: pick another --run-id, or add --resume"
             ) from exc
 
     def save_run(self, run: RunRecord) -> None:
-        self._guard(lambda: self._runs.replace_one({"_id": run.id}, {"_id": run.id, **run.to_dict()}, upsert=True))
+        self._guard(lambda: self._runs.update_one({"_id": run.id}, {"$set": run.to_dict()}, upsert=True))
 
     def get_run(self, run_id: str) -> RunRecord | None:
         found = self._guard(lambda: self._runs.find_one({"_id": run_id}))
@@ -196,11 +253,18 @@ class MongoStore(Store):
         except DuplicateKeyError:
             raise
         except (AutoReconnect, ConnectionFailure) as exc:
-            raise StoreUnavailable(f"MongoDB store {_redact(self.url)} is unreachable: {_first_line(exc)}") from exc
+            raise StoreUnavailable(f"MongoDB store {redact_url(self.url)} is unreachable: {first_line(exc)}") from exc
         except PyMongoError as exc:
             raise StoreUnavailable(
-                f"MongoDB store {_redact(self.url)} refused the operation: {_first_line(exc)}"
+                f"MongoDB store {redact_url(self.url)} refused the operation: {first_line(exc)}"
             ) from exc
+
+
+def _object_id(stamp: int, tag: bytes, index: int) -> Any:
+    """A document id a repair can compute again: creation second, the chunk's tag, the position in the chunk."""
+    from bson import ObjectId
+
+    return ObjectId(stamp.to_bytes(4, "big") + tag + index.to_bytes(3, "big"))
 
 
 def _clean(document: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -210,19 +274,5 @@ def _clean(document: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _run(document: dict[str, Any]) -> RunRecord:
-    document = dict(document)
-    document.pop("_id", None)
-    return RunRecord(**document)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return url
+    fields = RunRecord.__dataclass_fields__
+    return RunRecord(**{key: value for key, value in document.items() if key in fields})

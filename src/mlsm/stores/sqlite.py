@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..documents import Batch, decode
 from ..errors import StoreConfigError, StoreUnavailable
-from .base import RunRecord, Store, has_model
+from .base import RunRecord, Store, has_model, newest_per_id, split_model
 
 __all__ = ["SQLiteStore"]
 
@@ -127,6 +127,12 @@ class SQLiteStore(Store):
             )
         self._id_field = id_field
 
+    def _known_id_field(self) -> str | None:
+        if self._id_field is None:
+            row = self._query_one("SELECT value FROM mlsm_meta WHERE key = 'id_field'", ())
+            self._id_field = row[0] if row else None
+        return self._id_field
+
     def current(self, id_value: str) -> dict[str, Any] | None:
         row = self._query_one("SELECT doc FROM mlsm_results WHERE id = ? ORDER BY seq DESC LIMIT 1", (str(id_value),))
         return _with_current(row[0], 0) if row else None
@@ -136,11 +142,23 @@ class SQLiteStore(Store):
         return [_with_current(doc, rank) for rank, (doc,) in enumerate(rows)]
 
     def current_documents(self, model: str | None = None) -> Iterator[dict[str, Any]]:
-        sql = "SELECT doc, MAX(seq) FROM mlsm_results GROUP BY id ORDER BY id"
-        for text, _seq in self._iterate(sql, ()):
-            document = _with_current(text, 0)
-            if model is None or has_model(document, model):
-                yield document
+        if model is None:
+            for text, _seq in self._iterate("SELECT doc, MAX(seq) FROM mlsm_results GROUP BY id ORDER BY id", ()):
+                yield _with_current(text, 0)
+            return
+        name, version = split_model(model)
+        if '"' in name or '"' in version:  # not expressible as a JSON path: filter here instead
+            sql = "SELECT doc, (SELECT COUNT(*) FROM mlsm_results n WHERE n.id = r.id AND n.seq > r.seq) AS rank"
+            sql += " FROM mlsm_results r ORDER BY r.id, r.seq DESC"
+            documents = (_with_current(text, rank) for text, rank in self._iterate(sql, ()))
+            yield from newest_per_id((d for d in documents if has_model(d, model)), self._known_id_field() or "")
+            return
+        sql = """
+            SELECT t.doc, (SELECT COUNT(*) FROM mlsm_results n WHERE n.id = t.id AND n.seq > t.seq)
+            FROM (SELECT id, MAX(seq) AS seq, doc FROM mlsm_results WHERE json_type(doc, ?) IS NOT NULL GROUP BY id) t
+            ORDER BY t.id"""
+        for text, rank in self._iterate(sql, (f'$.results."{name}"."{version}"',)):
+            yield _with_current(text, rank)
 
     def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
         sql = """SELECT doc, (SELECT COUNT(*) FROM mlsm_results n WHERE n.id = r.id AND n.seq > r.seq)

@@ -1,0 +1,246 @@
+"""The PostgreSQL store (psycopg 3): documents as JSONB, written with ``COPY`` in one transaction per chunk.
+
+Same design as the SQLite store: documents are appended, ``seq`` orders them, ``_current`` is a document's rank
+among its id's documents (newest first) computed on read, and a chunk commits together with its run's progress.
+The index ``(id, seq DESC)`` serves "current document of an id" and "history of an id" at any size; the view
+``mlsm_current`` gives SQL readers each id's newest document.
+
+URL: ``postgresql://user:password@host:port/database`` (any libpq connection URI).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from ..documents import Batch, ordered
+from ..errors import RunError, StoreConfigError, StoreUnavailable
+from .base import RunRecord, Store, first_line, redact_url, split_model
+
+__all__ = ["PostgresStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mlsm_results (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL,
+    run TEXT,
+    ts BIGINT NOT NULL,
+    doc JSONB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mlsm_results_id_seq ON mlsm_results (id, seq DESC);
+CREATE TABLE IF NOT EXISTS mlsm_runs (
+    id TEXT PRIMARY KEY,
+    started DOUBLE PRECISION NOT NULL,
+    ended DOUBLE PRECISION,
+    status TEXT NOT NULL,
+    rows BIGINT NOT NULL DEFAULT 0,
+    chunks BIGINT NOT NULL DEFAULT 0,
+    counts JSONB NOT NULL DEFAULT '{}',
+    info JSONB NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS mlsm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE OR REPLACE VIEW mlsm_current AS
+    SELECT DISTINCT ON (id) id, run, ts, doc FROM mlsm_results ORDER BY id, seq DESC;
+"""
+
+_RUN_COLUMNS = "id, started, ended, status, rows, chunks, counts, info"
+
+
+class PostgresStore(Store):
+    """Results in PostgreSQL; many writers and readers may share it."""
+
+    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+        import psycopg
+
+        self.url = url
+        self._shown = redact_url(url)
+        self._id_field: str | None = None
+        self._timeout = connect_timeout
+        self._db = self._connect()
+        try:
+            with self._db.transaction():
+                # one schema creation at a time, whoever gets here first
+                self._db.execute("SELECT pg_advisory_xact_lock(hashtext('mlsm schema'))")
+                self._db.execute(_SCHEMA)
+        except psycopg.Error as exc:
+            self._db.close()
+            raise StoreUnavailable(
+                f"PostgreSQL store {self._shown} refused to create mlsm's tables: {first_line(exc)}"
+            ) from exc
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=self._timeout)
+        except psycopg.ProgrammingError as exc:
+            raise StoreConfigError(f"bad PostgreSQL store URL {self._shown}: {first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL store {self._shown}: {first_line(exc)}") from exc
+
+    @property
+    def _conn(self) -> Any:
+        """The connection, opened again when the server dropped it (a restart, a network blip)."""
+        if self._db.closed or self._db.broken:
+            self._db.close()
+            self._db = self._connect()
+        return self._db
+
+    # -- results ---------------------------------------------------------------------------------------------
+
+    def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+        import psycopg
+
+        texts = batch.json()
+        try:
+            with self._conn.transaction():
+                self._claim(batch.id_field)
+                with (
+                    self._db.cursor() as cursor,
+                    cursor.copy("COPY mlsm_results (id, run, ts, doc) FROM STDIN") as copy,
+                ):
+                    for id_value, document, text in zip(batch.ids, batch.documents, texts):
+                        copy.write_row((id_value, batch.run, document["_timestamp"], text))
+                if run is not None:
+                    self._save_run(run)
+        except psycopg.Error as exc:
+            raise self._unavailable("refused a write", exc) from exc
+
+    def current(self, id_value: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT doc FROM mlsm_results WHERE id = %s ORDER BY seq DESC LIMIT 1", (str(id_value),))
+        return self._document(rows[0][0], 0) if rows else None
+
+    def history(self, id_value: str) -> list[dict[str, Any]]:
+        rows = self._query("SELECT doc FROM mlsm_results WHERE id = %s ORDER BY seq DESC", (str(id_value),))
+        return [self._document(doc, rank) for rank, (doc,) in enumerate(rows)]
+
+    def current_documents(self, model: str | None = None) -> Iterator[dict[str, Any]]:
+        if model is None:
+            sql = "SELECT DISTINCT ON (id) doc, 0 FROM mlsm_results ORDER BY id, seq DESC"
+            params: tuple[Any, ...] = ()
+        else:
+            name, version = split_model(model)
+            sql = """
+                SELECT t.doc, (SELECT COUNT(*) FROM mlsm_results n WHERE n.id = t.id AND n.seq > t.seq)
+                FROM (SELECT DISTINCT ON (id) id, seq, doc FROM mlsm_results
+                      WHERE doc -> 'results' -> %s ? %s ORDER BY id, seq DESC) t
+                ORDER BY t.id"""
+            params = (name, version)
+        for doc, rank in self._stream(sql, params):
+            yield self._document(doc, int(rank))
+
+    def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
+        sql = """SELECT doc, (SELECT COUNT(*) FROM mlsm_results n WHERE n.id = r.id AND n.seq > r.seq)
+                 FROM mlsm_results r WHERE run = %s ORDER BY seq"""
+        for doc, rank in self._stream(sql, (run_id,)):
+            yield self._document(doc, int(rank))
+
+    # -- runs ------------------------------------------------------------------------------------------------
+
+    def start_run(self, run: RunRecord) -> None:
+        import psycopg
+
+        try:
+            self._conn.execute(
+                f"INSERT INTO mlsm_runs ({_RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    run.id,
+                    run.started,
+                    run.ended,
+                    run.status,
+                    run.rows,
+                    run.chunks,
+                    json.dumps(run.counts),
+                    json.dumps(run.info),
+                ),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            raise RunError(
+                f"run {run.id!r} already exists in {self._shown}: pick another --run-id, or add --resume"
+            ) from exc
+        except psycopg.Error as exc:
+            raise self._unavailable("refused a write", exc) from exc
+
+    def save_run(self, run: RunRecord) -> None:
+        import psycopg
+
+        try:
+            self._save_run(run)
+        except psycopg.Error as exc:
+            raise self._unavailable("refused a write", exc) from exc
+
+    def _save_run(self, run: RunRecord) -> None:
+        self._conn.execute(
+            "UPDATE mlsm_runs SET ended = %s, status = %s, rows = %s, chunks = %s, counts = %s, info = %s"
+            " WHERE id = %s",
+            (run.ended, run.status, run.rows, run.chunks, json.dumps(run.counts), json.dumps(run.info), run.id),
+        )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM mlsm_runs WHERE id = %s", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    def list_runs(self) -> list[RunRecord]:
+        return [_run(row) for row in self._query(f"SELECT {_RUN_COLUMNS} FROM mlsm_runs ORDER BY started, id", ())]
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _claim(self, id_field: str) -> None:
+        """Record the store's id field on its first write; refuse documents keyed by another field."""
+        if self._id_field == id_field:
+            return
+        self._db.execute(
+            "INSERT INTO mlsm_meta (key, value) VALUES ('id_field', %s) ON CONFLICT DO NOTHING", (id_field,)
+        )
+        row = self._db.execute("SELECT value FROM mlsm_meta WHERE key = 'id_field'").fetchone()
+        recorded = row[0] if row else id_field
+        if recorded != id_field:
+            raise StoreConfigError(
+                f"store {self._shown} holds documents keyed by {recorded!r}, not {id_field!r}: "
+                "use another store for these"
+            )
+        self._id_field = id_field
+
+    def _known_id_field(self) -> str | None:
+        if self._id_field is None:
+            rows = self._query("SELECT value FROM mlsm_meta WHERE key = 'id_field'", ())
+            self._id_field = rows[0][0] if rows else None
+        return self._id_field
+
+    def _document(self, doc: dict[str, Any], rank: int) -> dict[str, Any]:
+        doc["_current"] = rank
+        return ordered(doc, self._known_id_field())
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except psycopg.Error as exc:
+            raise self._unavailable("cannot be read", exc) from exc
+
+    def _stream(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        """Rows through a server-side cursor, so an export of millions of documents runs in bounded memory."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url) as reader, reader.cursor(name="mlsm_stream") as cursor:
+                cursor.itersize = 2000
+                cursor.execute(sql, params)
+                yield from cursor
+        except psycopg.Error as exc:
+            raise self._unavailable("cannot be read", exc) from exc
+
+    def _unavailable(self, what: str, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(f"PostgreSQL store {self._shown} {what}: {first_line(exc)}")
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    run_id, started, ended, status, rows, chunks, counts, info = row
+    return RunRecord(
+        id=run_id, started=started, ended=ended, status=status, rows=rows, chunks=chunks, counts=counts, info=info
+    )

@@ -1,0 +1,154 @@
+"""Real database servers for the tests: a throw-away PostgreSQL cluster and a MongoDB wire-protocol server.
+
+PostgreSQL comes from the system's packages (``scripts/test`` installs them when missing); the cluster lives in a
+temporary directory for one test session and is stopped afterwards. MongoDB cannot be installed here, so the
+MongoDB tests talk over the wire to nx-27017 (MongoDB's protocol backed by SQLite), or to a real MongoDB when
+``MLSM_TEST_MONGO_URL`` is set. ``MLSM_TEST_POSTGRES_URL`` likewise points the tests at an existing PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_USER, PG_PASSWORD = "mlsm", "mlsm-test-password"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def postgres_bindir() -> Path | None:
+    """Where the PostgreSQL server programs are (Debian keeps them off PATH)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@dataclass
+class PostgresCluster:
+    """A running throw-away cluster: ``url(database)`` connects as the password-protected ``mlsm`` role."""
+
+    bindir: Path
+    folder: Path
+    port: int
+    as_postgres: bool
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    def url(self, database: str = "mlsm", password: str = PG_PASSWORD) -> str:
+        return f"postgresql://{PG_USER}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
+        return subprocess.run([*prefix, *command], capture_output=True, text=True, check=check, timeout=120)
+
+    def admin(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser over the cluster's Unix socket."""
+        done = self._run(
+            str(self.bindir / "psql"), "-h", str(self.folder), "-p", str(self.port), "-U", "postgres",
+            "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql,
+        )  # fmt: skip
+        return done.stdout
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            "start",
+        )
+
+    def running(self) -> bool:
+        return self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "status", check=False).returncode == 0
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+
+def start_postgres() -> PostgresCluster:
+    """Create and start a cluster with a password-protected role ``mlsm`` owning database ``mlsm``."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed: run scripts/test, which installs the system's postgresql")
+    folder = Path(tempfile.mkdtemp(prefix="mlsm-pg-"))
+    as_postgres = os.geteuid() == 0  # the server refuses to run as root
+    if as_postgres:
+        shutil.chown(folder, "postgres")
+    cluster = PostgresCluster(bindir, folder, free_port(), as_postgres)
+    cluster._run(
+        str(bindir / "initdb"), "-D", str(cluster.data), "-U", "postgres", "--auth-local=trust",
+        "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8",
+    )  # fmt: skip
+    cluster.start()
+    cluster.admin(f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}'")
+    cluster.admin(f"CREATE DATABASE mlsm OWNER {PG_USER}")
+    return cluster
+
+
+def remove_postgres(cluster: PostgresCluster) -> None:
+    cluster.stop("immediate")
+    shutil.rmtree(cluster.folder, ignore_errors=True)
+
+
+@dataclass
+class MongoServer:
+    url: str
+    process: subprocess.Popen[bytes] | None
+
+
+def start_mongo(folder: Path) -> MongoServer:
+    """An nx-27017 server on a free loopback port, its data in ``folder``."""
+    import pymongo
+
+    exe = shutil.which("nx-27017", path=str(Path(sys.executable).parent)) or shutil.which("nx-27017")
+    if exe is None:
+        raise RuntimeError("nx-27017 is not installed: run scripts/test, which installs the dev extras")
+    port = free_port()
+    command = [exe, "--data-dir", str(folder), "--host", "127.0.0.1", "-p", str(port)]
+    command += ["--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")]
+    with open(folder / "server.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log)
+    url = f"mongodb://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            pymongo.MongoClient(url, serverSelectionTimeoutMS=500).admin.command("ping")
+            return MongoServer(url, process)
+        except pymongo.errors.PyMongoError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(
+                    f"the MongoDB wire-protocol server did not start: see {folder / 'server.log'}"
+                ) from None
+            time.sleep(0.2)
+
+
+def stop_mongo(server: MongoServer) -> None:
+    if server.process is not None:
+        server.process.terminate()
+        try:
+            server.process.wait(10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
