@@ -89,13 +89,31 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument("--history", action="store_true", help="every document of the id, newest first")
     results.set_defaults(handler=_cmd_results)
 
+    export = commands.add_parser("export", help="write the store's current results to .jsonl, .csv or .parquet")
+    _store_argument(export)
+    export.add_argument("--output", required=True, metavar="FILE", help="the file to write; format by extension")
+    export.add_argument("--model", metavar="NAME@VERSION", help="only this model's current results")
+    export.set_defaults(handler=_cmd_export)
+
+    runs = commands.add_parser("runs", help="print every run of a store as JSON lines (oldest first)")
+    _store_argument(runs)
+    runs.set_defaults(handler=_cmd_runs)
+
+    compare = commands.add_parser("compare", help="compare two models' current results on the ids both have")
+    _store_argument(compare)
+    compare.add_argument("a", metavar="A@VERSION")
+    compare.add_argument("b", metavar="B@VERSION")
+    compare.add_argument("--key", default="score", help="the result key to compare (default: score)")
+    compare.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    compare.set_defaults(handler=_cmd_compare)
+
     demo = commands.add_parser("demo", help="score 100,000 synthetic leads with the example models")
     demo.add_argument("--records", type=_positive_int, default=100_000, metavar="N")
     _store_argument(demo)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(handler=_cmd_demo)
 
-    for sub in (run, models, test, results, demo):
+    for sub in (run, models, test, results, export, runs, compare, demo):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
@@ -226,6 +244,54 @@ def _cmd_results(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for document in documents:
         print(json.dumps(document, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .exports import export_results
+    from .stores import open_store
+
+    with open_store(args.store) as store:
+        count = export_results(store, args.output, model=args.model)
+    narrowed = f" of {args.model}" if args.model else ""
+    print(f"mlsm: exported the current results{narrowed} of {count:,} ids to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from .stores import open_store
+
+    with open_store(args.store) as store:
+        for run in store.list_runs():
+            line = {
+                "id": run.id,
+                "start": _iso(run.started),
+                "end": _iso(run.ended),
+                "status": run.status,
+                "rows": run.rows,
+                "chunks": run.chunks,
+                "counts": run.counts,
+                "info": run.info,
+            }
+            print(json.dumps(line, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _iso(stamp: float | None) -> str | None:
+    import datetime
+
+    if stamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_models
+    from .stores import open_store
+
+    with open_store(args.store) as store:
+        result = compare_models(store, args.a, args.b, key=args.key)
+    print(json.dumps(result.to_dict()) if args.json else result.table())
     return EXIT_OK
 
 

@@ -12,12 +12,13 @@ Semantics shared by all backends (checked by one conformance suite, ``tests/stor
 from __future__ import annotations
 
 import os
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ..documents import Batch
 from ..errors import StoreConfigError
@@ -61,6 +62,11 @@ class Store(ABC):
     """A result store. Backends: ``sqlite:///path.db``, ``postgresql://...``, ``mongodb://host/db``."""
 
     url: str
+
+    @property
+    @abstractmethod
+    def id_field(self) -> str | None:
+        """The field the store's documents are keyed by (set by the first write), or None while it is empty."""
 
     # -- results ---------------------------------------------------------------------------------------------
 
@@ -146,12 +152,8 @@ def newest_per_id(documents: Iterator[dict[str, Any]], id_field: str) -> Iterato
 
 
 def redact_url(url: str) -> str:
-    """A URL for messages: quoted, with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return repr(url)
+    """A URL for messages: quoted, with any password replaced by ``***`` (even in a URL that does not parse)."""
+    return repr(re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url))
 
 
 def first_line(exc: BaseException) -> str:
@@ -163,7 +165,12 @@ def first_line(exc: BaseException) -> str:
 def open_store(url: str | None = None) -> Store:
     """The store a URL names: ``sqlite:///path.db`` (default), ``postgresql://...``, ``mongodb://...``."""
     url = url or default_store_url()
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what finds a bad one
+    except ValueError as exc:
+        raise StoreConfigError(f"bad store URL {redact_url(url)}: {exc}") from exc
+    scheme = parts.scheme.lower()
     if scheme == "sqlite":
         from .sqlite import SQLiteStore
 
@@ -177,5 +184,5 @@ def open_store(url: str | None = None) -> Store:
 
         return MongoStore(url)
     raise StoreConfigError(
-        f"unknown store URL {url!r}: valid schemes are sqlite:///path.db, postgresql://..., mongodb://host:port/db"
+        f"unknown store URL {redact_url(url)}: valid schemes are sqlite:///path.db, postgresql://..., mongodb://host:port/db"
     )

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..documents import Batch
 from ..errors import StoreConfigError, StoreUnavailable
-from .base import RunRecord, Store, first_line, newest_per_id, redact_url, split_model
+from .base import RunRecord, Store, first_line, has_model, newest_per_id, redact_url, split_model
 
 __all__ = ["MongoStore"]
 
@@ -42,15 +42,17 @@ class MongoStore(Store):
         database = parts.path.lstrip("/")
         if not database:
             raise StoreConfigError(
-                f"bad MongoDB store URL {url!r}: name the database, e.g. mongodb://localhost:27017/mlsm"
+                f"bad MongoDB store URL {redact_url(url)}: name the database, e.g. mongodb://localhost:27017/mlsm"
             )
         driver_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(options), ""))
         try:
-            client: Any = pymongo.MongoClient(
-                driver_url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
-            )
+            # a timeout in the URL wins over ours
+            timeouts: dict[str, Any] = {
+                key: timeout_ms for key in ("serverSelectionTimeoutMS", "connectTimeoutMS") if key not in options
+            }
+            client: Any = pymongo.MongoClient(driver_url, **timeouts)
         except (ConfigurationError, InvalidURI, ValueError) as exc:
-            raise StoreConfigError(f"bad MongoDB store URL {url!r}: {exc}") from exc
+            raise StoreConfigError(f"bad MongoDB store URL {redact_url(url)}: {first_line(exc)}") from exc
         self._client = client
         self._init(client[database], collection or own.get("collection", "results"), id_field or own.get("id_field"))
         try:
@@ -205,9 +207,11 @@ class MongoStore(Store):
         if model is None:
             found = self._results.find({"_current": 0}).sort(id_field, 1)
         else:
-            name, version = split_model(model)
-            query = {f"results.{name}.{version}": {"$exists": True}}
-            found = newest_per_id(self._results.find(query).sort([(id_field, 1), ("_current", 1)]), id_field)
+            name, _ = split_model(model)
+            # versions hold dots ("1.0"), which a query path would read as nesting: match the version here
+            query = {f"results.{name}": {"$exists": True}} if "." not in name and not name.startswith("$") else {}
+            candidates = self._results.find(query).sort([(id_field, 1), ("_current", 1)])
+            found = newest_per_id((d for d in candidates if has_model(d, model)), id_field)
         for document in found:
             document.pop("_id", None)
             yield document

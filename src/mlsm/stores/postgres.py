@@ -1,5 +1,6 @@
 """The PostgreSQL store (psycopg 3): documents as JSONB, written with ``COPY`` in one transaction per chunk.
 
+Ids sort by code point (``COLLATE "C"``), as in the other stores, so exports and comparisons agree everywhere.
 Same design as the SQLite store: documents are appended, ``seq`` orders them, ``_current`` is a document's rank
 among its id's documents (newest first) computed on read, and a chunk commits together with its run's progress.
 The index ``(id, seq DESC)`` serves "current document of an id" and "history of an id" at any size; the view
@@ -23,7 +24,7 @@ __all__ = ["PostgresStore"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mlsm_results (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id TEXT NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
     run TEXT,
     ts BIGINT NOT NULL,
     doc JSONB NOT NULL
@@ -205,7 +206,8 @@ class PostgresStore(Store):
             )
         self._id_field = id_field
 
-    def _known_id_field(self) -> str | None:
+    @property
+    def id_field(self) -> str | None:
         if self._id_field is None:
             rows = self._query("SELECT value FROM mlsm_meta WHERE key = 'id_field'", ())
             self._id_field = rows[0][0] if rows else None
@@ -213,7 +215,7 @@ class PostgresStore(Store):
 
     def _document(self, doc: dict[str, Any], rank: int) -> dict[str, Any]:
         doc["_current"] = rank
-        return ordered(doc, self._known_id_field())
+        return ordered(doc, self.id_field)
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         import psycopg

@@ -127,7 +127,8 @@ class SQLiteStore(Store):
             )
         self._id_field = id_field
 
-    def _known_id_field(self) -> str | None:
+    @property
+    def id_field(self) -> str | None:
         if self._id_field is None:
             row = self._query_one("SELECT value FROM mlsm_meta WHERE key = 'id_field'", ())
             self._id_field = row[0] if row else None
@@ -151,7 +152,7 @@ class SQLiteStore(Store):
             sql = "SELECT doc, (SELECT COUNT(*) FROM mlsm_results n WHERE n.id = r.id AND n.seq > r.seq) AS rank"
             sql += " FROM mlsm_results r ORDER BY r.id, r.seq DESC"
             documents = (_with_current(text, rank) for text, rank in self._iterate(sql, ()))
-            yield from newest_per_id((d for d in documents if has_model(d, model)), self._known_id_field() or "")
+            yield from newest_per_id((d for d in documents if has_model(d, model)), self.id_field or "")
             return
         sql = """
             SELECT t.doc, (SELECT COUNT(*) FROM mlsm_results n WHERE n.id = t.id AND n.seq > t.seq)

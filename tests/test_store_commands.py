@@ -1,0 +1,169 @@
+"""``mlsm results / export / runs / compare`` on every backend, and one-line errors for unusable stores."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from .conftest import CliResult, run_mlsm
+from .servers import free_port
+
+MODELS = """
+    from mlsm import Field, Model
+
+    def champion(data, results):
+        return {"score": data["x"] / 100, "band": "high" if data["x"] > 50 else "low", "tags": ["a", "b"]}
+
+    def challenger(data, results):
+        if data["x"] % 17 == 0:
+            raise ValueError("challenger breaks on multiples of 17")
+        return {"score": (data["x"] * 7 % 100) / 100 if data["x"] % 3 == 0 else data["x"] / 100 + 0.01}
+
+    MODELS = [
+        Model("champion", {"x": int}, "1.0", champion, status="active"),
+        Model("challenger", {"x": int}, "2.0", challenger),
+    ]
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mongo"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'results.db'}"
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def scored(store_url: str, cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path) -> str:
+    """Two runs into the store: 100 ids, then ids 1-10 again with the champion alone."""
+    models = write_models(MODELS)
+    (tmp_path / "all.csv").write_text("id,x\n" + "".join(f"{i},{i}\n" for i in range(1, 101)))
+    assert cli("run", models, "all.csv", "--id-field", "id", "--store", store_url, "--run-id", "first").code == 0
+    write_models(MODELS.replace('Model("challenger"', '# Model("challenger"'), "champion_only.py")
+    (tmp_path / "few.csv").write_text("id,x\n" + "".join(f"{i},{i + 1}\n" for i in range(1, 11)))
+    again = cli("run", "champion_only.py", "few.csv", "--id-field", "id", "--store", store_url, "--run-id", "second")
+    assert again.code == 0, again.err
+    return store_url
+
+
+def test_runs_prints_one_json_line_per_run(scored: str, cli: Callable[..., CliResult]) -> None:
+    result = cli("runs", "--store", scored)
+    runs = [json.loads(line) for line in result.out.splitlines()]
+    assert [(r["id"], r["status"]) for r in runs] == [("first", "completed"), ("second", "completed")]
+    first = runs[0]
+    assert set(first) >= {"id", "start", "end", "status", "counts"}
+    assert first["start"].endswith("Z") and first["end"] >= first["start"]
+    assert first["counts"]["scored"] == 100
+    assert first["counts"]["models"]["challenger@2.0"] == {"ok": 95, "errors": 5}
+
+
+def test_export_jsonl_has_one_current_document_per_id(
+    scored: str, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    assert cli("export", "--store", scored, "--output", "out.jsonl").code == 0
+    docs = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(d["id"] for d in docs) == sorted(str(i) for i in range(1, 101))
+    by_id = {d["id"]: d for d in docs}
+    assert by_id["5"]["_run"] == "second" and by_id["5"]["results"]["champion"]["1.0"]["score"] == 0.06
+    assert "challenger" not in by_id["5"]["results"] and by_id["50"]["_run"] == "first"
+
+
+def test_export_of_one_model_takes_each_ids_current_result_of_it(
+    scored: str, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    assert cli("export", "--store", scored, "--output", "c.jsonl", "--model", "challenger@2.0").code == 0
+    docs = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert len(docs) == 100
+    by_id = {d["id"]: d for d in docs}
+    assert by_id["5"]["_run"] == "first" and by_id["5"]["_current"] == 1  # id 5's newest document lacks it
+    assert list(by_id["5"]["results"]) == ["challenger"]
+    assert by_id["34"]["results"]["challenger"]["2.0"]["_error"].startswith("ValueError: challenger breaks")
+
+
+def test_export_csv_and_parquet_are_flat_with_a_column_per_result_key(
+    scored: str, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    assert cli("export", "--store", scored, "--output", "out.csv").code == 0
+    assert cli("export", "--store", scored, "--output", "out.parquet").code == 0
+    with open(tmp_path / "out.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    table = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    for flat in (rows, table):
+        assert len(flat) == 100
+        by_id = {str(r["id"]): r for r in flat}
+        assert float(by_id["50"]["champion@1.0.score"]) == 0.5
+        assert by_id["50"]["champion@1.0.band"] == "low"
+        assert json.loads(by_id["50"]["champion@1.0.tags"]) == ["a", "b"]
+        assert by_id["34"]["challenger@2.0._error"].startswith("ValueError")
+        assert by_id["5"]["_run"] == "second"
+    schema = pq.read_schema(tmp_path / "out.parquet")
+    assert str(schema.field("champion@1.0.score").type) == "double"
+    assert str(schema.field("_timestamp").type) == "int64"
+
+
+def test_compare_matches_independently_computed_statistics(scored: str, cli: Callable[..., CliResult]) -> None:
+    result = cli("compare", "--store", scored, "champion@1.0", "challenger@2.0", "--json")
+    report = json.loads(result.out)
+    # champion's current result: ids 1-10 from the second run (x + 1), others from the first
+    champion = {i: ((i + 1) if i <= 10 else i) / 100 for i in range(1, 101)}
+    challenger = {i: (i * 7 % 100) / 100 if i % 3 == 0 else i / 100 + 0.01 for i in range(1, 101) if i % 17}
+    ids = sorted(challenger)
+    a = np.array([champion[i] for i in ids])
+    b = np.array([challenger[i] for i in ids])
+    assert report["both"] == len(ids) == 95
+    assert (report["only_a"], report["only_b"], report["unusable_b"]) == (0, 0, 5)
+    assert report["mean_abs_diff"] == pytest.approx(np.mean(np.abs(a - b)))
+    assert report["pearson"] == pytest.approx(stats.pearsonr(a, b)[0])
+    assert report["spearman"] == pytest.approx(stats.spearmanr(a, b)[0])
+    top = int(np.ceil(len(ids) / 10))
+    expected = len(set(np.argsort(-a, kind="stable")[:top]) & set(np.argsort(-b, kind="stable")[:top])) / top
+    assert report["top_decile_agreement"] == pytest.approx(expected)
+    table = cli("compare", "--store", scored, "champion@1.0", "challenger@2.0")
+    assert "Spearman rho" in table.out and f"{report['pearson']:.4f}" in table.out
+
+
+def test_results_reads_every_backend(scored: str, cli: Callable[..., CliResult]) -> None:
+    history = [json.loads(line) for line in cli("results", "5", "--store", scored, "--history").out.splitlines()]
+    assert [(d["_run"], d["_current"]) for d in history] == [("second", 0), ("first", 1)]
+
+
+def test_bad_model_names_and_export_targets_are_one_line(scored: str, cli: Callable[..., CliResult]) -> None:
+    bad = cli("compare", "--store", scored, "champion", "challenger@2.0")
+    assert bad.code == 2 and "invalid model 'champion': write it as NAME@VERSION" in bad.err
+    unknown = cli("export", "--store", scored, "--output", "out.xlsx")
+    assert unknown.code == 2 and "unknown extension '.xlsx'" in unknown.err
+
+
+# -- unusable stores: one line, exit 2, before any work ------------------------------------------------------------
+
+
+def test_unusable_stores_are_one_line_and_exit_2(
+    tmp_path: Path, write_models: Callable[..., Path], postgres_url: str, mongo_server: str
+) -> None:
+    models = write_models(MODELS)
+    (tmp_path / "in.csv").write_text("id,x\n1,1\n")
+    port = free_port()
+    wrong_password = postgres_url.replace("mlsm-test-password", "not-the-password")
+    cases = [
+        ("postgresql://", "cannot connect to PostgreSQL store"),
+        (f"postgresql://mlsm@127.0.0.1:{port}/mlsm", "cannot connect to PostgreSQL store"),
+        (wrong_password, "password authentication failed"),
+        (f"mongodb://127.0.0.1:{port}/mlsm?serverSelectionTimeoutMS=500", "cannot reach MongoDB store"),
+        (f"{mongo_server}", "bad MongoDB store URL"),
+        ("mongodb://[bad/x", "bad store URL"),
+        ("sqlite://host/x.db", "bad SQLite store URL"),
+        ("oracle://x", "unknown store URL"),
+    ]
+    for url, message in cases:
+        result = run_mlsm("run", models, "in.csv", "--id-field", "id", "--store", url, cwd=tmp_path)
+        assert result.code == 2, (url, result.err)
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (url, result.err)
+        assert "not-the-password" not in result.err
