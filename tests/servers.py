@@ -46,6 +46,7 @@ class PostgresCluster:
     folder: Path
     port: int
     as_postgres: bool
+    durable: bool = False
 
     @property
     def data(self) -> Path:
@@ -67,7 +68,9 @@ class PostgresCluster:
         return done.stdout
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        if not self.durable:  # the tests kill clients, never the server's machine: no need to wait for the disk
+            options += " -c fsync=off"
         self._run(
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -87,7 +90,7 @@ class PostgresCluster:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
 
-def start_postgres() -> PostgresCluster:
+def start_postgres(durable: bool = False) -> PostgresCluster:
     """Create and start a cluster with a password-protected role ``mlsm`` owning database ``mlsm``."""
     bindir = postgres_bindir()
     if bindir is None:
@@ -96,7 +99,7 @@ def start_postgres() -> PostgresCluster:
     as_postgres = os.geteuid() == 0  # the server refuses to run as root
     if as_postgres:
         shutil.chown(folder, "postgres")
-    cluster = PostgresCluster(bindir, folder, free_port(), as_postgres)
+    cluster = PostgresCluster(bindir, folder, free_port(), as_postgres, durable)
     cluster._run(
         str(bindir / "initdb"), "-D", str(cluster.data), "-U", "postgres", "--auth-local=trust",
         "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8",

@@ -135,3 +135,10 @@ def test_a_store_keeps_one_id_field(store: Store) -> None:
     with pytest.raises(StoreConfigError, match="keyed by 'lead', not 'contact'"):
         store.write(batch("r", ("b", 0.1), id_field="contact"))
     assert store.current("b") is None
+
+
+def test_ids_are_ordered_by_code_point_on_every_backend(store: Store) -> None:
+    ids = ["b", "B", "ä", "a", "10", "9", "Zürich", "zebra"]
+    store.write(batch("r", *[(i, 0.5) for i in ids]))
+    assert [d["lead"] for d in store.current_documents()] == sorted(ids)
+    assert [d["lead"] for d in store.current_documents(model="m@1")] == sorted(ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -85,12 +86,22 @@ class MongoStore(Store):
     def _ensure_indexes(self) -> None:
         if self._id_field:
             self._index_for(self._id_field)
-        self._results.create_index([("_run", 1), ("_timestamp", 1)])
+        self._create_index([("_run", 1), ("_timestamp", 1)])
 
     def _index_for(self, id_field: str) -> None:
         if id_field not in self._indexed:
-            self._results.create_index([(id_field, 1), ("_current", 1)])
             self._indexed.add(id_field)
+            self._create_index([(id_field, 1), ("_current", 1)])
+
+    def _create_index(self, keys: list[tuple[str, int]]) -> None:
+        """Create an index; a server that cannot index these fields still stores and finds documents, slower."""
+        from pymongo.errors import OperationFailure
+
+        try:
+            self._results.create_index(keys)
+        except OperationFailure as exc:
+            fields = ", ".join(name for name, _ in keys)
+            warnings.warn(f"MongoDB store: no index on ({fields}): {first_line(exc)}; queries will scan", stacklevel=3)
 
     @property
     def id_field(self) -> str:
