@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from mlsm import Field, Model, SummaryModel
 from mlsm.golden import GoldenFileInvalid, check_golden, compare_output, golden_path, read_golden, record_golden
 from mlsm.preflight import generated_records
+
+from .conftest import CliResult
 
 FIELDS = {"visits": Field(int, ge=0), "source": Field(str, required=False)}
 
@@ -111,3 +114,78 @@ def test_a_broken_golden_file_says_what_is_wrong(tmp_path: Path, text: str, prob
     path.write_text(text)
     with pytest.raises(GoldenFileInvalid, match=problem):
         read_golden(path)
+
+
+# -- mlsm test --record-golden, and the comparison in mlsm test ------------------------------------------------------
+
+LEAD = """
+    from mlsm import Field, Model
+
+    def score(data, results):
+        return {{"score": round(data["visits"] * {factor}, 6), "source": data["source"]}}
+
+    MODELS = [Model("lead", {{"visits": Field(int, ge=0), "source": Field(str, required=False)}}, "1.0", score)]
+"""
+
+
+def test_record_then_test_catches_a_silent_change_of_scores(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    models = write_models(LEAD.format(factor=0.1))
+    recorded = cli("test", models, "--record-golden", "--golden-cases", "12")
+    assert recorded.code == 0, recorded.err
+    assert recorded.out.splitlines()[1].split() == ["lead@1.0", "12", "0", str(tmp_path / "golden" / "lead@1.0.json")]
+    passed = cli("test", models, "--examples", "10")
+    assert passed.code == 0 and passed.out.splitlines()[1].split()[-2:] == ["ok", "12/12"]
+
+    write_models(LEAD.format(factor=0.11))  # a new version that silently changes the scores
+    failed = cli("test", models, "--examples", "10", "--junit-xml", "junit.xml")
+    assert failed.code == 1
+    row = failed.out.splitlines()[1]
+    assert " pass " not in row and " FAIL " in row and "golden lead@1.0.json:" in row
+    assert "cases differ; first: case " in failed.out and ": score: expected " in failed.out
+    cases = {c.get("name"): c for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")}
+    assert cases["lead@1.0 preflight"].find("failure") is None
+    golden_failure = cases["lead@1.0 golden"].find("failure")
+    assert golden_failure is not None and (golden_failure.text or "").count("\n") >= 1  # every differing case
+
+
+def test_golden_cases_from_an_input_file_keep_their_ids_and_raw_values(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    models = write_models(LEAD.format(factor=0.5))
+    (tmp_path / "leads.csv").write_text("lead,visits,source,other\nL1,4,web,x\nL2,n/a,ad,y\nL3,10,,z\nL4,2,ad,q\n")
+    result = cli(
+        "test",
+        models,
+        "--record-golden",
+        "--golden-input",
+        "leads.csv",
+        "--id-field",
+        "lead",
+        "--golden-cases",
+        "3",
+        "--golden",
+        "expected",
+    )
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[1].split()[:3] == ["lead@1.0", "2", "1"]  # L2 is invalid input: skipped
+    cases = read_golden(tmp_path / "expected" / "lead@1.0.json")["cases"]
+    assert cases == [
+        {"id": "L1", "input": {"visits": "4", "source": "web"}, "output": {"score": 2.0, "source": "web"}},
+        {"id": "L3", "input": {"visits": "10", "source": ""}, "output": {"score": 5.0, "source": None}},
+    ]
+    assert cli("test", models, "--golden", "expected", "--examples", "5").code == 0
+
+
+def test_golden_input_needs_an_id_field_and_only_applies_when_recording(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    models = write_models(LEAD.format(factor=0.5))
+    (tmp_path / "leads.csv").write_text("lead,visits\nL1,4\n")
+    result = cli("test", models, "--record-golden", "--golden-input", "leads.csv")
+    assert result.code == 2 and "--golden-input needs --id-field NAME" in result.err
+    result = cli("test", models, "--golden-input", "leads.csv")
+    assert result.code == 2 and "--golden-input only applies with --record-golden" in result.err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,6 +16,8 @@ from hypothesis.errors import NoSuchExample
 from mlsm import Field, Model, SummaryModel
 from mlsm.fields import FieldCheck, FieldProblem
 from mlsm.preflight import field_strategy, preflight_model, record_strategy
+
+from .conftest import CliResult
 
 SPECS = [
     int,
@@ -220,3 +224,87 @@ def test_model_test_uses_the_same_machinery() -> None:
 
     assert not Model("m", {"s": Field(str, required=False)}, "1", shout).test()  # None.upper()
     assert Model("m", {"s": str}, "1", shout).test(examples=30)
+
+
+# -- the mlsm test command -----------------------------------------------------------------------------------------
+
+SET = """
+    from mlsm import Field, Model, SummaryModel
+
+    def visits_per_day(data, results):
+        return {"rate": data["visits"] / data["days"]}
+
+    def noisy(data, results):
+        raise ValueError("bad\\x01byte " + data["source"][:3])
+
+    def pick(data, results):
+        return {"best": results["rate"]["1"].get("rate")}
+
+    MODELS = [
+        Model("rate", {"visits": Field(int, ge=0), "days": Field(int, ge=1)}, "1", visits_per_day, status="active"),
+        Model("divide", {"visits": int, "days": int}, "1", visits_per_day),
+        Model("noisy", {"source": Field(str, choices=["web", "ad"])}, "1", noisy),
+        SummaryModel("pick", [{"name": "rate", "version": "1"}], "1", pick),
+    ]
+"""
+
+
+def test_the_test_command_prints_a_table_the_failures_and_exits_1(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path]
+) -> None:
+    result = cli("test", write_models(SET), "--examples", "40")
+    assert result.code == 1
+    table, *details = result.out.split("\n\n")
+    lines = table.splitlines()
+    assert lines[0].split() == ["MODEL", "STATUS", "RESULT", "EXAMPLES", "SLOWEST", "GOLDEN", "DETAIL"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["rate@1"][:4] == ["rate@1", "active", "pass", "40"]
+    assert rows["divide@1"][2] == "FAIL" and "ZeroDivisionError:" in rows["divide@1"]
+    assert rows["pick@1"][2] == "pass"
+    text = "\n\n".join(details)
+    assert "divide@1 FAILED (" in text
+    assert 'smallest failing input: {"visits": 0, "days": 0}' in text
+    assert "noisy@1 FAILED" in text and "raises: ValueError: bad\x01byte web" in text
+    assert text.rstrip().endswith("2 of 4 models passed")
+
+
+def test_the_junit_report_has_one_case_per_model_and_the_failure_detail(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    result = cli("test", write_models(SET), "--examples", "20", "--junit-xml", "reports/mlsm.xml")
+    assert result.code == 1
+    suite = ET.parse(tmp_path / "reports" / "mlsm.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "2")
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert set(cases) == {"rate@1 preflight", "divide@1 preflight", "noisy@1 preflight", "pick@1 preflight"}
+    assert cases["rate@1 preflight"].find("failure") is None
+    failure = cases["divide@1 preflight"].find("failure")
+    assert failure is not None and "ZeroDivisionError" in (failure.get("message") or "")
+    assert 'smallest failing input: {"visits": 0, "days": 0}' in (failure.text or "")
+    noisy = cases["noisy@1 preflight"].find("failure")
+    assert noisy is not None and "bad\\x01byte" in (noisy.text or "")  # not XML-safe, so escaped
+    assert cases["rate@1 preflight"].get("classname", "").endswith("models.py")
+
+
+def test_the_test_command_time_budget_and_seed_options(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path]
+) -> None:
+    path = write_models(
+        """
+        import time
+        from mlsm import Model
+        def slow(data, results):
+            time.sleep(0.02)
+            return {}
+        MODELS = [Model("slow", {"n": int}, "1", slow)]
+        """
+    )
+    assert cli("test", path, "--examples", "3", "--time-budget", "0.5").code == 0
+    result = cli("test", path, "--examples", "3", "--time-budget", "0.005", "--seed", "9")
+    assert result.code == 1 and "over the budget of 5 ms" in result.out
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses it, with a usage line
+        cli("test", path, "--time-budget", "0")
+    assert exit_info.value.code == 2

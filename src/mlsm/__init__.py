@@ -12,12 +12,14 @@ from .errors import (
     MlsmError,
     ModelDefinitionError,
     ModelLoadError,
+    ProjectError,
     RunError,
     StoreConfigError,
     StoreError,
     StoreUnavailable,
     SummaryModelListException,
     UnknownIdField,
+    UnreleasedModelError,
 )
 from .fields import MISSING, Field
 from .models import STATUSES, Model, SummaryModel
@@ -37,6 +39,7 @@ __all__ = [
     "Model",
     "ModelDefinitionError",
     "ModelLoadError",
+    "ProjectError",
     "RunError",
     "RunModels",
     "RunModelsAll",
@@ -49,6 +52,7 @@ __all__ = [
     "SummaryModel",
     "SummaryModelListException",
     "UnknownIdField",
+    "UnreleasedModelError",
     "__version__",
     "open_store",
 ]
