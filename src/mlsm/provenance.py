@@ -188,6 +188,7 @@ def collect_provenance(
     """
     states: dict[Path, TreeState] = {}
     digests: dict[Path, str] = {}
+    tracked: dict[Path, bool] = {}
     entries: dict[str, Any] = {}
     for model in models:
         default = (default_files or {}).get(model.key)
@@ -201,8 +202,10 @@ def collect_provenance(
             if root is not None:
                 if root not in states:
                     states[root] = tree_state(root)
+                if path not in tracked:
+                    tracked[path] = is_tracked(root, path)
                 entry["git"] = states[root].to_dict()
-                entry["tracked"] = is_tracked(root, path)
+                entry["tracked"] = tracked[path]
             else:
                 entry["git"] = None
         origin = (origins or {}).get(model.key)
