@@ -223,6 +223,7 @@ def test_helper_modules_of_two_repositories_do_not_mix(
         ("[[models]]\ngit = 'http://127.0.0.1:9/x.git'\ntag = 'v1'\n", "cannot fetch git source http://127.0.0.1:9"),
         ("[[models]]\ngit = '../lead-gbm'\ntag = 'v1.0'\nfile = 'nope.py'\n", "has no file 'nope.py'"),
         ("[[models]]\npath = 'rules.py'\n[[models]]\npath = 'rules.py'\n", "model 'rules@1' comes from both"),
+        ("[[models]]\npath = 'rules.py'\n[[models]]\npath = 'm.py'\n", "entry 2: cannot load models from '"),
     ],
 )
 def test_a_bad_project_is_one_clear_line(deploy: Path, tmp_path: Path, text: str, message: str, gbm: GitRepo) -> None:
@@ -247,3 +248,10 @@ def test_a_project_source_that_does_not_import_says_which_release(
 def test_a_missing_project_file(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="no such file"):
         load_model_set(str(tmp_path / "mlsm.toml"))
+
+
+def test_a_git_source_may_be_any_url_git_can_reach(deploy: Path, gbm: GitRepo) -> None:
+    deploy.write_text(f'[[models]]\ngit = "file://{gbm.path}"\ntag = "v1.1"\n')
+    (source,) = load_model_set(str(deploy)).sources
+    assert [model.key for model in source.models] == ["gbm@1.1"]
+    assert source.name == "lead-gbm" and source.commit == gbm.git("rev-parse", "v1.1")

@@ -283,14 +283,19 @@ def _check_source(path: Path, number: int, entry: dict[str, Any]) -> str:
 def _load_source(path: Path, number: int, entry: dict[str, Any], base: Path, cache_dir: Path) -> ModelSource:
     kind = _check_source(path, number, entry)
     name = entry.get("name")
+    where = f"{path}: [[models]] entry {number}"
     if kind == "path":
-        file = base / entry["path"]
-        loaded = load_models(str(file))
+        try:
+            loaded = load_models(str(base / entry["path"]))
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{where}: {exc}") from exc
         return ModelSource("path", entry["path"], list(loaded.models), loaded.path, name)
     if kind == "module":
         sys.path.insert(0, str(base))
         try:
             loaded = load_models(entry["module"])
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{where}: {exc}") from exc
         finally:
             try:
                 sys.path.remove(str(base))
