@@ -181,3 +181,66 @@ def postgres_url(postgres_cluster: servers.PostgresCluster | None) -> str:
         db.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in base else "?"
     return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+# -- real git repositories ---------------------------------------------------------------------------------------
+
+
+class GitRepo:
+    """A real git repository in a temporary folder, driven by the real ``git`` command."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def git(self, *args: str) -> str:
+        """Run ``git ARGS`` in the repository (with a fixed identity); its output, stripped."""
+        command = ["git", "-c", "user.name=Data Scientist", "-c", "user.email=ds@example.com", *args]
+        proc = subprocess.run(command, cwd=self.path, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+        return proc.stdout.strip()
+
+    def write(self, name: str, text: str) -> Path:
+        """Write a file (dedented) into the working tree; its path."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    def commit(self, message: str = "change") -> str:
+        """Stage everything and commit; the new commit's hash."""
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., GitRepo]:
+    """Create a git repository under tmp_path (branch ``main``), optionally with files committed."""
+
+    def make(name: str = "repo", files: dict[str, str] | None = None) -> GitRepo:
+        repo = GitRepo(tmp_path / name)
+        repo.path.mkdir(parents=True)
+        repo.git("init", "--quiet", "-b", "main")
+        if files:
+            for file, text in files.items():
+                repo.write(file, text)
+            repo.commit("first")
+        return repo
+
+    return make
+
+
+def model_source(name: str, version: str, status: str = "active", score: str = "data['a'] * 2") -> str:
+    """A one-model file: ``name@version`` reading int field ``a`` and returning ``{'score': <score>}``."""
+    return f"""
+    from mlsm import Model
+
+    def fcn(data, results):
+        return {{"score": {score}}}
+
+    MODELS = [Model({name!r}, {{"a": int}}, {version!r}, fcn, status={status!r})]
+    """

@@ -110,8 +110,8 @@ def test_models_lists_name_version_status_kind_batch_fields(cli: Callable[..., C
     result = cli("models", simple_models)
     assert result.code == 0
     lines = result.out.splitlines()
-    assert lines[0].split() == ["NAME", "VERSION", "STATUS", "KIND", "BATCH", "FIELDS"]
-    assert lines[1].split() == ["adder", "1", "active", "model", "no", "a:", "int,", "b:", "int"]
+    assert lines[0].split() == ["NAME", "VERSION", "STATUS", "KIND", "BATCH", "ORIGIN", "FIELDS"]
+    assert lines[1].split() == ["adder", "1", "active", "model", "no", str(simple_models), "a:", "int,", "b:", "int"]
     assert lines[3].split()[:5] == ["summary", "1", "draft", "summary", "no"]
 
 
@@ -120,7 +120,8 @@ def test_test_command_fails_a_model_that_breaks_on_inputs_its_fields_allow(
 ) -> None:
     result = cli("test", simple_models)
     assert result.code == 1
-    rows = {line.split()[0]: line for line in result.out.splitlines()[1:] if "@" in line}
+    table = result.out.split("\n\n")[0].splitlines()
+    rows = {line.split()[0]: line for line in table[1:]}
     assert " pass " in rows["adder@1"]
     assert " FAIL " in rows["divider@1"] and "ZeroDivisionError" in rows["divider@1"]
     assert " pass " in rows["summary@1"]

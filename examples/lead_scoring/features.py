@@ -21,7 +21,8 @@ FIELDS = {
     "Do Not Email": Field(bool, required=False),
     "TotalVisits": Field(int, ge=0, required=False),
     "Total Time Spent on Website": Field(int, ge=0),
-    "Page Views Per Visit": Field(float, ge=0, required=False),
+    # a bound the models need: gradient boosting works in float32, which overflows above ~3.4e38 (`mlsm test` found it)
+    "Page Views Per Visit": Field(float, ge=0, le=10_000, required=False),
     "Last Activity": Field(str, required=False),
     "What is your current occupation": Field(str, required=False),
 }

@@ -12,6 +12,7 @@ from .errors import (
     MlsmError,
     ModelDefinitionError,
     ModelLoadError,
+    ProjectError,
     RunError,
     RunStopped,
     StoreConfigError,
@@ -19,6 +20,7 @@ from .errors import (
     StoreUnavailable,
     SummaryModelListException,
     UnknownIdField,
+    UnreleasedModelError,
 )
 from .fields import MISSING, Field
 from .models import STATUSES, Model, SummaryModel
@@ -38,6 +40,7 @@ __all__ = [
     "Model",
     "ModelDefinitionError",
     "ModelLoadError",
+    "ProjectError",
     "RunError",
     "RunModels",
     "RunModelsAll",
@@ -51,6 +54,7 @@ __all__ = [
     "SummaryModel",
     "SummaryModelListException",
     "UnknownIdField",
+    "UnreleasedModelError",
     "__version__",
     "open_store",
 ]

@@ -12,14 +12,20 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import MlsmError, RunStopped
 
+if TYPE_CHECKING:
+    from .project import ModelSet, ModelSource
+    from .provenance import ReleasePolicy
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_STOPPED = 0, 1, 2, 3
+DEFAULT_CHUNK_SIZE = 10_000
+MODELS_HELP = "a .py file, a dotted module, or a project file (mlsm.toml)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,15 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="score an input file into a store (the batch job)")
-    run.add_argument("models", metavar="MODELS", help="a .py file or dotted module with the models")
+    run.add_argument("models", metavar="MODELS", help=MODELS_HELP)
     run.add_argument("input", metavar="INPUT", help="CSV, JSON lines or Parquet, by extension")
-    run.add_argument("--id-field", required=True, metavar="NAME", help="the field that identifies a record")
+    run.add_argument(
+        "--id-field", metavar="NAME", help="the field that identifies a record (default: the project's id_field)"
+    )
     _store_argument(run)
     run.add_argument("--output", metavar="FILE.jsonl", help="also write each result document as a JSON line")
     run.add_argument("--rejects", metavar="FILE.jsonl", help="write rows that were not scored, with the reason")
     run.add_argument(
-        "--chunk-size", type=_positive_int, default=10_000, metavar="N", help="rows per chunk (default 10000)"
+        "--chunk-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"rows per chunk (default: the project's chunk_size, else {DEFAULT_CHUNK_SIZE})",
     )
+    _release_arguments(run)
     run.add_argument("--run-id", metavar="NAME", help="name the run (default: generated and printed)")
     run.add_argument("--resume", action="store_true", help="continue run --run-id after its last committed chunk")
     run.add_argument(
@@ -74,14 +87,48 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.set_defaults(handler=_cmd_run)
 
-    models = commands.add_parser("models", help="list the models of a model source")
-    models.add_argument("models", metavar="MODELS")
+    models = commands.add_parser("models", help="list the models of a model source, and where each came from")
+    models.add_argument("models", metavar="MODELS", help=MODELS_HELP)
     models.set_defaults(handler=_cmd_models)
 
     test = commands.add_parser("test", help="preflight every model on generated inputs (exit 1 on a failure)")
-    test.add_argument("models", metavar="MODELS")
-    test.add_argument("--examples", type=_positive_int, default=None, metavar="N", help="inputs per model")
+    test.add_argument("models", metavar="MODELS", help=MODELS_HELP)
+    test.add_argument(
+        "--examples", type=_positive_int, default=None, metavar="N", help="generated inputs per model (default 100)"
+    )
+    test.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML (for CI servers)")
+    test.add_argument("--seed", type=int, default=0, help="the seed of the generated inputs (default 0)")
+    test.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="how long one record may take (default 1)",
+    )
+    test.add_argument(
+        "--golden", metavar="DIR", help="the folder of golden files (default: golden/ beside each models file)"
+    )
+    test.add_argument(
+        "--record-golden",
+        action="store_true",
+        help="write golden files from the models' current outputs instead of testing",
+    )
+    test.add_argument(
+        "--golden-input", metavar="FILE", help="with --record-golden: take the inputs from this CSV/JSONL/Parquet file"
+    )
+    test.add_argument(
+        "--golden-cases", type=_positive_int, default=20, metavar="N", help="cases to record per model (default 20)"
+    )
+    test.add_argument("--id-field", metavar="NAME", help="with --golden-input: the field that identifies a record")
     test.set_defaults(handler=_cmd_test)
+
+    pin = commands.add_parser("pin", help="pin a git source of a project file to a tag or commit")
+    pin.add_argument("project", metavar="PROJECT", help="the project file (mlsm.toml)")
+    pin.add_argument("source", metavar="SOURCE", help="the git source's name (default: its repository's name)")
+    where = pin.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tag", help="the release tag to pin")
+    where.add_argument("--commit", help="the commit hash to pin")
+    pin.set_defaults(handler=_cmd_pin)
 
     results = commands.add_parser("results", help="print the stored documents of an id as JSON lines")
     results.add_argument("id", metavar="ID")
@@ -113,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(handler=_cmd_demo)
 
-    for sub in (run, models, test, results, export, runs, compare, demo):
+    for sub in (run, models, test, pin, results, export, runs, compare, demo):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
@@ -125,6 +172,29 @@ def _store_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="sqlite:///file.db (default: $MLSM_STORE or sqlite:///mlsm.db), postgresql://..., mongodb://host/db",
     )
+
+
+def _release_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-unreleased",
+        action="store_true",
+        help="run active models from unreleased code (a non-release branch, a dirty tree); recorded in the run",
+    )
+    parser.add_argument(
+        "--release-branches",
+        metavar="PATTERNS",
+        help="comma-separated release branch patterns (default: the project's, else main,master,release/*)",
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -142,25 +212,35 @@ def _positive_int(text: str) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine import Engine
-    from .loader import load_models
+    from .errors import InputError
+    from .project import load_model_set
+    from .provenance import release_gate
     from .runner import RunOptions, format_summary, run_batch
     from .stores import open_store
 
-    loaded = load_models(args.models)
-    engine = Engine(loaded.models)
-    _check_input_early(args.input, args.id_field)
-    with open_store(args.store) as store:
+    model_set = load_model_set(args.models)
+    settings = model_set.settings
+    engine = Engine(model_set.models)
+    provenance = release_gate(
+        model_set, policy=_release_policy(args, model_set), allow_unreleased=args.allow_unreleased
+    )
+    _warn_unreleased(provenance)
+    id_field = args.id_field or settings.id_field
+    if not id_field:
+        raise InputError("no id field: pass --id-field NAME (or set id_field in the project's [defaults])")
+    _check_input_early(args.input, id_field)
+    with open_store(args.store or settings.store) as store:
         options = RunOptions(
             input=args.input,
-            id_field=args.id_field,
+            id_field=id_field,
             run_id=args.run_id,
             resume=args.resume,
             output=args.output,
             rejects=args.rejects,
-            chunk_size=args.chunk_size,
+            chunk_size=args.chunk_size or settings.chunk_size or DEFAULT_CHUNK_SIZE,
             retry_seconds=args.store_retry_seconds,
             progress=False if args.no_progress or args.json else None,
-            info={"source": args.models, "store": store.url},
+            info={"source": args.models, "store": store.url, "provenance": provenance},
             resume_command=_resume_command(args),
         )
         result = run_batch(engine, store, options, on_start=_announce if not args.json else None)
@@ -169,6 +249,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             print(format_summary(result, engine, store_url=store.url, input_path=args.input))
     return EXIT_OK
+
+
+def _release_policy(args: argparse.Namespace, model_set: ModelSet) -> ReleasePolicy | None:
+    """``--release-branches`` over the project's ``[release]`` table (whose tags rule stays)."""
+    from .provenance import ReleasePolicy
+
+    if not args.release_branches:
+        return None
+    branches = [pattern.strip() for pattern in args.release_branches.split(",") if pattern.strip()]
+    return ReleasePolicy(tuple(branches), model_set.settings.release.tags)
+
+
+def _warn_unreleased(provenance: dict[str, Any]) -> None:
+    overridden = provenance["draft_rule"]["overridden"]
+    if overridden:
+        print(
+            f"mlsm: warning: --allow-unreleased: running active models from unreleased code: {'; '.join(overridden)}",
+            file=sys.stderr,
+        )
 
 
 def _announce(run_id: str, resumed_at: int) -> None:
@@ -193,40 +292,108 @@ def _resume_command(args: argparse.Namespace) -> str:
 def _cmd_models(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .fields import as_field
-    from .loader import load_models
+    from .project import load_model_set
+    from .provenance import collect_provenance
 
-    loaded = load_models(args.models)
-    engine = Engine(loaded.models)
-    rows = [("NAME", "VERSION", "STATUS", "KIND", "BATCH", "FIELDS")]
+    model_set = load_model_set(args.models)
+    engine = Engine(model_set.models)
+    provenance = collect_provenance(model_set.models, default_files=model_set.files())["models"]
+    rows = [("NAME", "VERSION", "STATUS", "KIND", "BATCH", "ORIGIN", "FIELDS")]
     for model in engine.all_models:
         fields = ", ".join(f"{name}: {as_field(spec).describe()}" for name, spec in model.fields.items())
+        origin = _origin(model_set.source_of(model), provenance[model.key])
         rows.append(
-            (model.name, str(model.version), model.status, model.kind, "yes" if model.batch else "no", fields or "-")
+            (
+                model.name,
+                str(model.version),
+                model.status,
+                model.kind,
+                "yes" if model.batch else "no",
+                origin,
+                fields or "-",
+            )
         )
     _print_table(rows)
     return EXIT_OK
 
 
-def _cmd_test(args: argparse.Namespace) -> int:
-    from .engine import Engine
-    from .loader import load_models
-    from .preflight import preflight_model
+def _origin(source: ModelSource, entry: dict[str, Any]) -> str:
+    """``models.py [develop 3f2a9c1 dirty]``: a source's label and the git state of the model's file."""
+    git = entry.get("git")
+    if source.kind == "git" or not git:
+        return source.label
+    if git.get("error"):
+        return f"{source.label} [git: {git['error']}]"
+    if git.get("commit") is None:
+        return f"{source.label} [git: no commits]"
+    state = [git.get("branch") or "detached", git["commit"][:7], *git.get("tags", [])]
+    if git.get("dirty") or not entry.get("tracked", True):
+        state.append("dirty" if git.get("dirty") else "untracked")
+    return f"{source.label} [{' '.join(state)}]"
 
-    loaded = load_models(args.models)
-    engine = Engine(loaded.models)
-    rows = [("MODEL", "STATUS", "RESULT", "EXAMPLES", "DETAIL")]
-    failed = 0
-    for model in engine.all_models:
-        report = preflight_model(
-            model, examples=args.examples, upstream=engine.all_models[: engine.all_models.index(model)]
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import MlsmError
+    from .junit import write_junit
+    from .preflight import DEFAULT_TIME_BUDGET
+    from .project import load_model_set
+    from .suite import check_model_set, describe_failure, junit_cases, record_model_set
+
+    model_set = load_model_set(args.models)
+    golden_dir = Path(args.golden) if args.golden else None
+    if args.record_golden:
+        recorded = record_model_set(
+            model_set,
+            cases=args.golden_cases,
+            seed=args.seed,
+            golden_dir=golden_dir,
+            input_path=args.golden_input,
+            id_field=args.id_field,
         )
-        failed += not report.passed
-        detail = "" if report.passed else f"{len(report.failures)} failed; first: {report.first_failure}"
-        rows.append((model.key, model.status, "pass" if report.passed else "FAIL", str(report.examples), detail[:200]))
+        _print_table([("MODEL", "CASES", "SKIPPED", "FILE"), *recorded])
+        print("\nskipped: inputs on which the model gave an error (they are not recorded)")
+        return EXIT_OK
+    if args.golden_input:
+        raise MlsmError("--golden-input only applies with --record-golden")
+    checks = check_model_set(
+        model_set,
+        examples=args.examples,
+        seed=args.seed,
+        time_budget=args.time_budget or DEFAULT_TIME_BUDGET,
+        golden_dir=golden_dir,
+    )
+    rows = [("MODEL", "STATUS", "RESULT", "EXAMPLES", "SLOWEST", "GOLDEN", "DETAIL")]
+    for check in checks:
+        report, failures = check.preflight, check.failures
+        slowest = "-" if report.slowest is None else f"{max(report.slowest * 1000, 0.1):,.1f} ms"
+        detail = failures[0].describe()[:160] if failures else ""
+        result = "pass" if check.passed else "FAIL"
+        rows.append(
+            (check.model.key, check.model.status, result, str(report.examples), slowest, check.golden_summary, detail)
+        )
     _print_table(rows)
-    total = len(engine.all_models)
-    print(f"\n{total - failed} of {total} models passed")
+    failed = [check for check in checks if not check.passed]
+    for check in failed:
+        print(f"\n{check.model.key} FAILED ({check.source})")
+        for failure in check.failures:
+            print("  " + describe_failure(failure).replace("\n", "\n  "))
+    if args.junit_xml:
+        write_junit(Path(args.junit_xml), junit_cases(checks))
+    print(f"\n{len(checks) - len(failed)} of {len(checks)} models passed")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _cmd_pin(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .project import pin_source
+
+    old, new = pin_source(Path(args.project), args.source, tag=args.tag, commit=args.commit)
+    keys = ", ".join(model.key for model in new.models)
+    print(f"pinned {args.source} to {new.label.rsplit(' @ ', 1)[-1]} (was {old}) in {args.project}: {keys}")
+    return EXIT_OK
 
 
 def _cmd_results(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 from .engine import Engine
 from .errors import MlsmError
 from .loader import load_models
+from .provenance import collect_provenance
 from .runner import RunOptions, format_summary, run_batch
 from .stores import open_store
 
@@ -78,8 +79,13 @@ def run_demo(
         )
     loaded = load_models(str(folder / "models.py"))
     engine = Engine(loaded.models)
+    # recorded like any run's; the draft rule is not applied: the demo runs the example as shipped in this checkout
+    provenance = collect_provenance(
+        loaded.models, default_files=dict.fromkeys((m.key for m in loaded.models), loaded.path)
+    )
     with open_store(store_url) as store:
-        options = RunOptions(input=str(leads), id_field="Prospect ID", info={"source": "mlsm demo", "store": store.url})
+        info = {"source": "mlsm demo", "store": store.url, "provenance": provenance}
+        options = RunOptions(input=str(leads), id_field="Prospect ID", info=info)
         result = run_batch(engine, store, options)
         print(format_summary(result, engine, store_url=store.url, input_path=str(leads)))
         top = heapq.nlargest(10, store.run_documents(result.run.id), key=_winning_score)

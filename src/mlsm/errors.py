@@ -6,6 +6,8 @@ Setup problems raise; per-record problems never do (they are data in the results
     ├── ModelDefinitionError
     │   └── SummaryModelListException
     ├── ModelLoadError
+    │   └── ProjectError
+    ├── UnreleasedModelError
     ├── InputError
     │   └── UnknownIdField
     ├── StoreError
@@ -22,6 +24,7 @@ __all__ = [
     "MlsmError",
     "ModelDefinitionError",
     "ModelLoadError",
+    "ProjectError",
     "RunError",
     "RunStopped",
     "StoreConfigError",
@@ -29,6 +32,7 @@ __all__ = [
     "StoreUnavailable",
     "SummaryModelListException",
     "UnknownIdField",
+    "UnreleasedModelError",
 ]
 
 
@@ -46,6 +50,14 @@ class SummaryModelListException(ModelDefinitionError):
 
 class ModelLoadError(MlsmError):
     """A model source (file, module, project) cannot be imported or holds no models."""
+
+
+class ProjectError(ModelLoadError):
+    """A project file (``mlsm.toml``) is invalid, or one of its model sources cannot be fetched or pinned."""
+
+
+class UnreleasedModelError(MlsmError):
+    """An ``active`` model comes from unreleased code (a non-release branch or uncommitted changes)."""
 
 
 class InputError(MlsmError):

@@ -64,6 +64,7 @@ def _import_file(path: Path, spec: str) -> ModuleType:
     folder = str(path.parent)
     sys.path.insert(0, folder)
     sys.modules[name] = module
+    before = set(sys.modules)
     try:
         module_spec.loader.exec_module(module)
     except BaseException as exc:
@@ -76,7 +77,28 @@ def _import_file(path: Path, spec: str) -> ModuleType:
             sys.path.remove(folder)
         except ValueError:
             pass
+        _forget_helpers(set(sys.modules) - before, path.parent)
     return module
+
+
+def _forget_helpers(names: set[str], folder: Path) -> None:
+    """Drop the helper modules a model file imported from its own folder (``from features import ...``).
+
+    The model's functions keep their helpers alive; forgetting the names lets another model source (another
+    repository of a project, or a reload) import its own helper of the same name instead of this one.
+    """
+    for name in names:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if not file:
+            continue
+        try:
+            relative = Path(file).resolve().relative_to(folder)
+        except ValueError:
+            continue
+        top = name.split(".")[0]
+        # found through the folder itself: folder/top.py or folder/top/... (not, say, a virtualenv inside it)
+        if relative.parts and relative.parts[0] in (f"{top}.py", top):
+            sys.modules.pop(name, None)
 
 
 def _import_module(spec: str) -> ModuleType:

@@ -59,7 +59,8 @@ class Model:
         return run_single(self, data, results)
 
     def test(self, examples: int | None = None) -> bool:
-        """Run the model on generated inputs its fields allow; False when any of them gives an error."""
+        """Preflight the model as ``mlsm test`` does (``examples`` inputs generated from its fields, default 100);
+        False when it raises, returns what a run cannot store, or exceeds the time budget on one of them."""
         from .preflight import preflight_model
 
         return preflight_model(self, examples=examples).passed
