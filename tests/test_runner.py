@@ -107,3 +107,19 @@ def test_each_chunk_is_one_transaction_with_its_progress(tmp_path: Path) -> None
         run_batch(ENGINE, store, RunOptions(str(data), "id", run_id="t", chunk_size=10), on_chunk=check)
     # after each commit, the stored progress and the stored documents agree
     assert seen == [(11, 10), (22, 20), (30, 27)]
+
+
+def test_resume_refuses_a_model_whose_code_changed(tmp_path: Path, cli: Any, write_models: Any, write_csv: Any) -> None:
+    source = """
+        from mlsm import Model
+        m = Model("m", {"n": int}, "1", lambda data, results: {"x": data["n"] + OFFSET})
+        OFFSET = 1
+    """
+    models = write_models(source)
+    data = write_input(tmp_path / "in.csv", 30)
+    args = ["run", models, data, "--id-field", "id", "--run-id", "r", "--chunk-size", "5"]
+    assert cli(*args).code == 0
+    write_models(source.replace("OFFSET = 1", "OFFSET = 2"))
+    changed = cli(*args, "--resume")
+    assert changed.code == 2
+    assert "the source of model 'm@1'" in changed.err and "changed since the run started" in changed.err

@@ -202,6 +202,7 @@ def _open_run(store: Store, options: RunOptions, engine: Engine) -> RunRecord:
             )
         if run.info.get("id_field") not in (None, options.id_field):
             raise RunError(f"run {run.id!r} was started with --id-field {run.info['id_field']!r}")
+        _check_same_code(run, options.info.get("provenance"))
         store.recover(run)
         run = store.get_run(run.id) or run
         run.status = "running"
@@ -214,6 +215,19 @@ def _open_run(store: Store, options: RunOptions, engine: Engine) -> RunRecord:
     )
     store.start_run(run)
     return run
+
+
+def _check_same_code(run: RunRecord, provenance: dict[str, Any] | None) -> None:
+    """A resumed run must score its remaining records with the code that scored the first ones."""
+    before = (run.info.get("provenance") or {}).get("models", {})
+    now = (provenance or {}).get("models", {})
+    for key, entry in now.items():
+        old, new = before.get(key, {}).get("sha256"), entry.get("sha256")
+        if old and new and old != new:
+            raise RunError(
+                f"run {run.id!r}: the source of model {key!r} ({entry.get('source')}) changed since the run started "
+                f"(sha256 {old[:12]} then, {new[:12]} now): resume with the code it started with, or start a new run"
+            )
 
 
 def _score_chunk(engine: Engine, chunk: Chunk, id_field: str, run_id: str, counts: Counts) -> Batch:
