@@ -8,7 +8,7 @@ stores own it (they renumber on every write).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import time
 from typing import Any
 
 __all__ = ["Batch", "decode", "encode", "make_document", "ordered"]
@@ -72,21 +72,47 @@ def make_document(
     return document
 
 
-@dataclass
 class Batch:
-    """The documents of one chunk, written to a store in one transaction; JSON encoded at most once."""
+    """The documents of one chunk, written to a store in one transaction.
 
-    id_field: str
-    ids: list[str]
-    documents: list[dict[str, Any]]
-    run: str | None = None
-    _json: list[str] | None = field(default=None, repr=False)
+    Built from documents (encoded to JSON at most once, when a store or ``--output`` needs the text) or from their
+    JSON (decoded only when a store needs the objects, as MongoDB does): scoring in another process or on another
+    machine sends the text, never the objects.
+    """
+
+    def __init__(
+        self,
+        id_field: str,
+        ids: list[str],
+        documents: list[dict[str, Any]] | None = None,
+        *,
+        run: str | None = None,
+        json: list[str] | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        if documents is None and json is None:
+            raise ValueError("a Batch needs its documents or their JSON")
+        self.id_field = id_field
+        self.ids = ids
+        self.run = run
+        self._documents = documents
+        self._json = json
+        if timestamp is None:
+            timestamp = documents[0]["_timestamp"] if documents else int(time.time())
+        self.timestamp = timestamp
 
     def __len__(self) -> int:
-        return len(self.documents)
+        return len(self.ids)
+
+    @property
+    def documents(self) -> list[dict[str, Any]]:
+        """The documents as dicts."""
+        if self._documents is None:
+            self._documents = [decode(text) for text in self._json or []]
+        return self._documents
 
     def json(self) -> list[str]:
         """Each document as JSON text (cached: a run that also writes ``--output`` encodes once)."""
         if self._json is None:
-            self._json = [encode(document) for document in self.documents]
+            self._json = [encode(document) for document in self._documents or []]
         return self._json

@@ -142,3 +142,26 @@ def test_ids_are_ordered_by_code_point_on_every_backend(store: Store) -> None:
     store.write(batch("r", *[(i, 0.5) for i in ids]))
     assert [d["lead"] for d in store.current_documents()] == sorted(ids)
     assert [d["lead"] for d in store.current_documents(model="m@1")] == sorted(ids)
+
+
+def test_a_chunk_with_its_mark_is_written_once_whatever_the_order(store: Store) -> None:
+    from mlsm import RunError
+    from mlsm.stores.base import ChunkMark
+
+    second = ChunkMark("dist", "in.csv", 4, 6, {"scored": 2})
+    first = ChunkMark("dist", "in.csv", 1, 3, {"scored": 3})
+    assert store.write_chunk(batch("dist", ("d", 0.4), ("e", 0.5)), second) is True
+    assert store.write_chunk(batch("dist", ("a", 0.1), ("b", 0.2), ("c", 0.3)), first) is True
+    assert store.write_chunk(batch("dist", ("d", 0.9), ("e", 0.9)), second) is False  # a retry of a done chunk
+    assert sorted(d["lead"] for d in store.run_documents("dist")) == ["a", "b", "c", "d", "e"]
+    assert scores([store.current("d")]) == [0.4]  # type: ignore[list-item]
+    assert [(m.source, m.first, m.last, m.counts) for m in store.chunk_marks("dist")] == [
+        ("in.csv", 1, 3, {"scored": 3}),
+        ("in.csv", 4, 6, {"scored": 2}),
+    ]
+    other_file = ChunkMark("dist", "more.csv", 1, 3, {})
+    assert store.write_chunk(batch("dist", ("f", 0.6)), other_file) is True
+    with pytest.raises(RunError, match="overlap rows 1-3 committed before: resume with the same --chunk-size"):
+        store.write_chunk(batch("dist", ("g", 0.7)), ChunkMark("dist", "in.csv", 2, 5, {}))
+    assert store.current("g") is None
+    assert store.chunk_marks("other run") == []

@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..documents import Batch
-from ..errors import StoreConfigError
+from ..errors import RunError, StoreConfigError
 
-__all__ = ["DEFAULT_STORE", "RunRecord", "Store", "default_store_url", "open_store"]
+__all__ = ["DEFAULT_STORE", "ChunkMark", "RunRecord", "Store", "default_store_url", "open_store"]
 
 #: The embedded default store: a SQLite file in the working directory (override with ``MLSM_STORE``).
 DEFAULT_STORE = "sqlite:///mlsm.db"
@@ -58,6 +58,32 @@ class RunRecord:
         return cls(id=run_id, started=time.time(), info=info)
 
 
+@dataclass
+class ChunkMark:
+    """A chunk of a run written out of order (distributed runs): which input rows it held, and its counts.
+
+    Committed with the chunk's documents; a run resumed later skips every chunk that has its mark.
+    """
+
+    run: str
+    source: str  # the input file
+    first: int  # input positions (1-based, scored and rejected rows alike) of the chunk's first and last rows
+    last: int
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def already_written(mark: ChunkMark, overlapping: list[ChunkMark]) -> bool:
+    """True when ``mark``'s chunk was committed before; an overlapping but different chunk is an error."""
+    for other in sorted(overlapping, key=lambda m: m.first):
+        if (other.first, other.last) == (mark.first, mark.last):
+            return True
+        raise RunError(
+            f"run {mark.run!r}: rows {mark.first}-{mark.last} of {mark.source} overlap rows {other.first}-{other.last} "
+            "committed before: resume with the same --chunk-size"
+        )
+    return False
+
+
 class Store(ABC):
     """A result store. Backends: ``sqlite:///path.db``, ``postgresql://...``, ``mongodb://host/db``."""
 
@@ -73,6 +99,15 @@ class Store(ABC):
     @abstractmethod
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
         """Store ``batch`` atomically; with ``run``, commit its progress (rows, chunks, counts) with it."""
+
+    @abstractmethod
+    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+        """Store ``batch`` and ``mark`` atomically, unless that chunk was committed before (then False, nothing
+        written). Writers of one run may call it concurrently, in any order."""
+
+    @abstractmethod
+    def chunk_marks(self, run_id: str) -> list[ChunkMark]:
+        """The marks of a run's committed chunks, by source and position."""
 
     @abstractmethod
     def current(self, id_value: str) -> dict[str, Any] | None:

@@ -15,12 +15,25 @@ import time
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..documents import Batch
 from ..errors import StoreConfigError, StoreUnavailable
-from .base import RunRecord, Store, first_line, has_model, newest_per_id, redact_url, split_model
+from .base import (
+    ChunkMark,
+    RunRecord,
+    Store,
+    first_line,
+    has_model,
+    newest_per_id,
+    redact_url,
+    split_model,
+)
+from .base import (
+    already_written as _already_written,
+)
 
 __all__ = ["MongoStore"]
 
@@ -79,6 +92,9 @@ class MongoStore(Store):
         self._results = db[collection]
         self._runs = db["mlsm_runs"]
         self._meta = db["mlsm_meta"]
+        self._chunks = db["mlsm_chunks"]
+        self._intents = db["mlsm_intents"]
+        self._unfinished: list[dict[str, Any]] = []
         self._id_field = id_field
         self._claimed: str | None = None
         self._indexed: set[str] = set()
@@ -129,48 +145,84 @@ class MongoStore(Store):
     # -- results ---------------------------------------------------------------------------------------------
 
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
-        documents = [dict(document) for document in batch.documents]
         if run is None:
+            documents = [dict(document) for document in batch.documents]
             self._guard(lambda: self._write_documents(batch.id_field, documents))
             return
-        # Without multi-document transactions (a standalone server has none), a chunk is three steps: bump the
-        # older documents' _current, insert the new ones, save the run's progress. A note of what is under way
-        # is saved first, so a writer killed between the steps leaves enough behind for recover() to undo it.
-        # ids in write order within a run (second, chunk number), unique across writers (3 random bytes)
-        tag, stamp = (run.chunks % 65536).to_bytes(2, "big") + os.urandom(3), int(time.time())
+
+        def progress() -> None:
+            self._runs.update_one({"_id": run.id}, {"$set": run.to_dict()})
+
+        self._guard(lambda: self._write_noted(batch, run.id, run.chunks, progress))
+
+    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+        def record() -> None:
+            self._chunks.insert_one({"_id": _mark_id(mark), **asdict(mark)})
+
+        def steps() -> bool:
+            found = list(self._chunks.find({"run": mark.run, "source": mark.source, "first": {"$lte": mark.last}}))
+            if _already_written(mark, [_mark(d) for d in found if d["last"] >= mark.first]):
+                return False
+            self._write_noted(batch, mark.run, mark.first, record)
+            return True
+
+        return bool(self._guard(steps))
+
+    def chunk_marks(self, run_id: str) -> list[ChunkMark]:
+        found = self._guard(lambda: list(self._chunks.find({"run": run_id}).sort([("source", 1), ("first", 1)])))
+        return [_mark(document) for document in found]
+
+    def _write_noted(self, batch: Batch, run_id: str, sequence: int, commit: Any) -> None:
+        """Write a chunk without multi-document transactions (a standalone server has none).
+
+        The steps: note the write (an intent), bump the older documents' ``_current``, insert the new documents,
+        ``commit()`` (the run's progress, or the chunk's mark), drop the note. A writer killed between two steps
+        leaves its note behind; ``recover()`` uses it to delete the chunk's documents and renumber its ids, so the
+        chunk can be written again exactly once. A write that failed in this process is undone before the next.
+        """
+        for intent in list(self._unfinished):
+            self._undo(intent)
+            self._unfinished.remove(intent)
+        documents = [dict(document) for document in batch.documents]
+        # ids in write order (second, then chunk number), unique across concurrent writers (3 random bytes)
+        tag, stamp = (sequence % 65536).to_bytes(2, "big") + os.urandom(3), int(time.time())
         for i, document in enumerate(documents):
             document["_id"] = _object_id(stamp, tag, i)
-        pending = {"stamp": stamp, "tag": tag.hex(), "n": len(documents), "ids": list(dict.fromkeys(batch.ids))}
+        intent = {
+            "_id": f"{run_id}:{tag.hex()}",
+            "run": run_id,
+            "stamp": stamp,
+            "tag": tag.hex(),
+            "n": len(documents),
+            "ids": list(dict.fromkeys(batch.ids)),
+            "id_field": batch.id_field,
+        }
+        self._intents.insert_one(intent)
+        self._unfinished.append(intent)
+        self._write_documents(batch.id_field, documents)
+        commit()
+        self._intents.delete_one({"_id": intent["_id"]})
+        self._unfinished.remove(intent)
 
+    def recover(self, run: RunRecord) -> None:
         def steps() -> None:
-            self._recover(run.id)
-            self._runs.update_one({"_id": run.id}, {"$set": {"pending": pending, "pending_id_field": batch.id_field}})
-            self._write_documents(batch.id_field, documents)
-            self._runs.update_one(
-                {"_id": run.id}, {"$set": run.to_dict(), "$unset": {"pending": "", "pending_id_field": ""}}
-            )
+            for intent in list(self._intents.find({"run": run.id})):
+                self._undo(intent)
 
         self._guard(steps)
 
-    def recover(self, run: RunRecord) -> None:
-        self._guard(lambda: self._recover(run.id))
-
-    def _recover(self, run_id: str) -> None:
-        """Undo a chunk whose progress was never saved: delete its documents, renumber its ids' ``_current``."""
+    def _undo(self, intent: dict[str, Any]) -> None:
+        """Delete a noted chunk's documents and renumber its ids' ``_current``; then drop the note."""
         from pymongo import UpdateOne
 
-        saved = self._runs.find_one({"_id": run_id}, {"pending": 1, "pending_id_field": 1})
-        pending = (saved or {}).get("pending")
-        if not pending:
-            return
-        id_field = saved.get("pending_id_field") or self.id_field
-        tag = bytes.fromhex(pending["tag"])
-        written = [_object_id(pending["stamp"], tag, i) for i in range(pending["n"])]
+        id_field = intent["id_field"]
+        tag = bytes.fromhex(intent["tag"])
+        written = [_object_id(intent["stamp"], tag, i) for i in range(intent["n"])]
         for start in range(0, len(written), 5000):
             self._results.delete_many({"_id": {"$in": written[start : start + 5000]}})
         updates = []
-        for start in range(0, len(pending["ids"]), 5000):
-            ids = pending["ids"][start : start + 5000]
+        for start in range(0, len(intent["ids"]), 5000):
+            ids = intent["ids"][start : start + 5000]
             found = self._results.find({id_field: {"$in": ids}}, {"_id": 1, id_field: 1, "_current": 1})
             ranked = sorted(found, key=lambda d: (d[id_field], d.get("_current", 0), d["_id"].generation_time))
             rank, last = 0, object()
@@ -181,7 +233,7 @@ class MongoStore(Store):
                     updates.append(UpdateOne({"_id": document["_id"]}, {"$set": {"_current": rank}}))
         if updates:
             self._results.bulk_write(updates, ordered=False)
-        self._runs.update_one({"_id": run_id}, {"$unset": {"pending": "", "pending_id_field": ""}})
+        self._intents.delete_one({"_id": intent["_id"]})
 
     def write_documents(self, documents: list[dict[str, Any]]) -> None:
         """Write seed-layout documents (``_current`` renumbered) in two bulk operations."""
@@ -273,6 +325,14 @@ class MongoStore(Store):
             raise StoreUnavailable(
                 f"MongoDB store {redact_url(self.url)} refused the operation: {first_line(exc)}"
             ) from exc
+
+
+def _mark_id(mark: ChunkMark) -> str:
+    return f"{mark.run}|{mark.source}|{mark.first}"
+
+
+def _mark(document: dict[str, Any]) -> ChunkMark:
+    return ChunkMark(**{key: document[key] for key in ChunkMark.__dataclass_fields__})
 
 
 def _object_id(stamp: int, tag: bytes, index: int) -> Any:

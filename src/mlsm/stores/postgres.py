@@ -17,7 +17,7 @@ from typing import Any
 
 from ..documents import Batch, ordered
 from ..errors import RunError, StoreConfigError, StoreUnavailable
-from .base import RunRecord, Store, first_line, redact_url, split_model
+from .base import ChunkMark, RunRecord, Store, already_written, first_line, redact_url, split_model
 
 __all__ = ["PostgresStore"]
 
@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS mlsm_runs (
     info JSONB NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS mlsm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mlsm_run_chunks (
+    run TEXT NOT NULL,
+    source TEXT NOT NULL,
+    first BIGINT NOT NULL,
+    last BIGINT NOT NULL,
+    counts JSONB NOT NULL,
+    PRIMARY KEY (run, source, first)
+);
 CREATE OR REPLACE VIEW mlsm_current AS
     SELECT DISTINCT ON (id) id, run, ts, doc FROM mlsm_results ORDER BY id, seq DESC;
 """
@@ -101,12 +109,46 @@ class PostgresStore(Store):
                     self._db.cursor() as cursor,
                     cursor.copy("COPY mlsm_results (id, run, ts, doc) FROM STDIN") as copy,
                 ):
-                    for id_value, document, text in zip(batch.ids, batch.documents, texts):
-                        copy.write_row((id_value, batch.run, document["_timestamp"], text))
+                    for id_value, text in zip(batch.ids, texts):
+                        copy.write_row((id_value, batch.run, batch.timestamp, text))
                 if run is not None:
                     self._save_run(run)
         except psycopg.Error as exc:
             raise self._unavailable("refused a write", exc) from exc
+
+    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+        import psycopg
+
+        texts = batch.json()
+        try:
+            with self._conn.transaction():
+                self._claim(batch.id_field)
+                # one writer per chunk at a time; writers of other chunks go on
+                self._db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{mark.run}|{mark.source}",))
+                found = self._db.execute(
+                    "SELECT run, source, first, last, counts FROM mlsm_run_chunks"
+                    " WHERE run = %s AND source = %s AND first <= %s AND last >= %s",
+                    (mark.run, mark.source, mark.last, mark.first),
+                ).fetchall()
+                if already_written(mark, [ChunkMark(*row) for row in found]):
+                    return False
+                with (
+                    self._db.cursor() as cursor,
+                    cursor.copy("COPY mlsm_results (id, run, ts, doc) FROM STDIN") as copy,
+                ):
+                    for id_value, text in zip(batch.ids, texts):
+                        copy.write_row((id_value, batch.run, batch.timestamp, text))
+                self._db.execute(
+                    "INSERT INTO mlsm_run_chunks (run, source, first, last, counts) VALUES (%s, %s, %s, %s, %s)",
+                    (mark.run, mark.source, mark.first, mark.last, json.dumps(mark.counts)),
+                )
+            return True
+        except psycopg.Error as exc:
+            raise self._unavailable("refused a write", exc) from exc
+
+    def chunk_marks(self, run_id: str) -> list[ChunkMark]:
+        sql = "SELECT run, source, first, last, counts FROM mlsm_run_chunks WHERE run = %s ORDER BY source, first"
+        return [ChunkMark(*row) for row in self._query(sql, (run_id,))]
 
     def current(self, id_value: str) -> dict[str, Any] | None:
         rows = self._query("SELECT doc FROM mlsm_results WHERE id = %s ORDER BY seq DESC LIMIT 1", (str(id_value),))

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..documents import Batch, decode
 from ..errors import StoreConfigError, StoreUnavailable
-from .base import RunRecord, Store, has_model, newest_per_id, split_model
+from .base import ChunkMark, RunRecord, Store, already_written, has_model, newest_per_id, split_model
 
 __all__ = ["SQLiteStore"]
 
@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS mlsm_runs (
     info TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS mlsm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mlsm_run_chunks (
+    run TEXT NOT NULL,
+    source TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    counts TEXT NOT NULL,
+    PRIMARY KEY (run, source, first)
+);
 CREATE VIEW IF NOT EXISTS mlsm_current AS
     SELECT r.id, r.run, r.ts, r.doc FROM mlsm_results r
     WHERE r.seq = (SELECT MAX(seq) FROM mlsm_results WHERE id = r.id);
@@ -92,10 +100,7 @@ class SQLiteStore(Store):
     # -- results ---------------------------------------------------------------------------------------------
 
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
-        rows = [
-            (id_value, batch.run, doc["_timestamp"], text)
-            for id_value, doc, text in zip(batch.ids, batch.documents, batch.json())
-        ]
+        rows = [(id_value, batch.run, batch.timestamp, text) for id_value, text in zip(batch.ids, batch.json())]
         with self._lock:
             self._claim(batch.id_field)
             try:
@@ -110,6 +115,41 @@ class SQLiteStore(Store):
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+
+    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+        rows = [(id_value, batch.run, batch.timestamp, text) for id_value, text in zip(batch.ids, batch.json())]
+        with self._lock:
+            self._claim(batch.id_field)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    found = self._db.execute(
+                        "SELECT run, source, first, last, counts FROM mlsm_run_chunks"
+                        " WHERE run = ? AND source = ? AND first <= ? AND last >= ?",
+                        (mark.run, mark.source, mark.last, mark.first),
+                    ).fetchall()
+                    if already_written(mark, [_chunk(row) for row in found]):
+                        self._db.execute("ROLLBACK")
+                        return False
+                    self._db.executemany("INSERT INTO mlsm_results (id, run, ts, doc) VALUES (?, ?, ?, ?)", rows)
+                    self._db.execute(
+                        "INSERT INTO mlsm_run_chunks (run, source, first, last, counts) VALUES (?, ?, ?, ?, ?)",
+                        (mark.run, mark.source, mark.first, mark.last, json.dumps(mark.counts)),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return True
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+
+    def chunk_marks(self, run_id: str) -> list[ChunkMark]:
+        rows = self._query(
+            "SELECT run, source, first, last, counts FROM mlsm_run_chunks WHERE run = ? ORDER BY source, first",
+            (run_id,),
+        )
+        return [_chunk(row) for row in rows]
 
     def _claim(self, id_field: str) -> None:
         """Record the store's id field on its first write; refuse documents keyed by another field."""
@@ -259,6 +299,11 @@ def _with_current(text: str, rank: int) -> dict[str, Any]:
     document = decode(text)
     document["_current"] = rank
     return document
+
+
+def _chunk(row: tuple[Any, ...]) -> ChunkMark:
+    run, source, first, last, counts = row
+    return ChunkMark(run, source, first, last, json.loads(counts))
 
 
 def _run(row: tuple[Any, ...]) -> RunRecord:
