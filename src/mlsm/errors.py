@@ -6,12 +6,15 @@ Setup problems raise; per-record problems never do (they are data in the results
     ├── ModelDefinitionError
     │   └── SummaryModelListException
     ├── ModelLoadError
+    ├── ModelTimeout
     ├── InputError
     │   └── UnknownIdField
     ├── StoreError
     │   ├── StoreConfigError
     │   └── StoreUnavailable
-    └── RunError
+    ├── RunError
+    └── ServiceError
+        └── ReloadError
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ __all__ = [
     "MlsmError",
     "ModelDefinitionError",
     "ModelLoadError",
+    "ModelTimeout",
+    "ReloadError",
     "RunError",
+    "ServiceError",
     "StoreConfigError",
     "StoreError",
     "StoreUnavailable",
@@ -46,6 +52,10 @@ class ModelLoadError(MlsmError):
     """A model source (file, module, project) cannot be imported or holds no models."""
 
 
+class ModelTimeout(MlsmError):
+    """A model call ran past its time limit; reported in the model's result slot, never raised to callers."""
+
+
 class InputError(MlsmError):
     """An input cannot be read: missing file, unknown format, unreadable header."""
 
@@ -68,3 +78,15 @@ class StoreUnavailable(StoreError):
 
 class RunError(MlsmError):
     """A run cannot start or continue (for example, resuming a run that does not exist)."""
+
+
+class ServiceError(MlsmError):
+    """The scoring service cannot start or run as configured (an option, the API key file, the address)."""
+
+
+class ReloadError(ServiceError):
+    """A model reload was refused (import, plan or preflight failed); ``reasons`` lists why, one line each."""
+
+    def __init__(self, message: str, reasons: list[str]) -> None:
+        super().__init__(message)
+        self.reasons = reasons
