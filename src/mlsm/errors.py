@@ -14,7 +14,9 @@ Setup problems raise; per-record problems never do (they are data in the results
     │   └── StoreUnavailable
     ├── RunError
     └── ServiceError
-        └── ReloadError
+        ├── ReloadError
+        └── ResultNotStored
+            └── QueueFull
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ __all__ = [
     "ModelDefinitionError",
     "ModelLoadError",
     "ModelTimeout",
+    "QueueFull",
     "ReloadError",
+    "ResultNotStored",
     "RunError",
     "ServiceError",
     "StoreConfigError",
@@ -90,3 +94,11 @@ class ReloadError(ServiceError):
     def __init__(self, message: str, reasons: list[str]) -> None:
         super().__init__(message)
         self.reasons = reasons
+
+
+class ResultNotStored(ServiceError):
+    """A scored result could not be stored, so its request is answered 503 and nothing is acknowledged."""
+
+
+class QueueFull(ResultNotStored):
+    """The result queue stayed full for longer than a request may wait for room."""
