@@ -1,11 +1,18 @@
 """Scoring off the event loop, with concurrent records grouped for model sets that have ``batch=True`` models.
 
 A scikit-learn model costs about the same for one row as for fifty, so under load the records of concurrent
-requests are scored together: one ``Engine.score_columns`` call, one vectorized call per batch model. Grouping
-adds no wait when the service is idle: a record is dispatched at once when no group of its model set is being
-scored; while one is, records gather until the group is ``max_size`` records, until the running group finishes, or
-for ``max_wait_ms`` at most, whichever comes first. Records of different model sets (before and after a reload)
-are never grouped together.
+requests are scored together: one ``Engine.score_columns`` call, one vectorized call per batch model.
+
+The rule, per model set. The *target* is how many records were waiting or being scored together the last time a
+group was dispatched or finished (the concurrency just seen; at most ``max_size``). While no group is being
+scored, the records gathered go as soon as they reach the target, or ``max_wait_ms`` after the first of them
+arrived (or after the previous group finished): an idle service adds no wait (the target is one), the clients of
+a finished group are scored together again when they send their next records, and a drop in load costs one
+``max_wait_ms`` once. While a group is being scored, new records gather for the next group (scikit-learn holds
+the GIL: two groups at once are each slower), unless the running group takes more than four times the usual
+group time and at least 250 ms (a model stalls): then they go at once, on another thread.
+A group never exceeds ``max_size`` records, and records of different model sets (before and after a reload) are
+never grouped together.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from .modelset import ModelSet
 
 __all__ = ["Batcher", "score_records"]
 
+#: A group running this long (and 4 times its usual time) is stalled: the next group goes beside it.
+STALL_SECONDS = 0.25
+
 
 def score_records(engine: Engine, records: list[dict[str, Any]], grouped: bool) -> list[dict[str, Any]]:
     """The engine's results for ``records``, in order: the columns path when ``grouped``, else record by record."""
@@ -34,19 +44,23 @@ def score_records(engine: Engine, records: list[dict[str, Any]], grouped: bool) 
 class _Lane:
     """The records of one model set waiting to be scored, and how many of its groups are being scored."""
 
-    __slots__ = ("in_flight", "items", "size", "timer")
+    __slots__ = ("flying", "in_flight", "items", "seconds", "size", "started", "target", "timer")
 
     def __init__(self) -> None:
         self.items: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]] = []
         self.size = 0
-        self.in_flight = 0
+        self.in_flight = 0  # groups being scored
+        self.flying = 0  # records in those groups
+        self.target = 1  # records in the previous group: how many to wait for
+        self.seconds = 0.0  # usual time of a group (moving average)
+        self.started = 0.0  # when the latest group in flight was dispatched (loop time)
         self.timer: asyncio.TimerHandle | None = None
 
 
 class Batcher:
     """Scores records with a model set on a pool of ``threads``; see the module docstring for the grouping rule.
 
-    ``on_group(records)`` is told the size of every engine call (the group-size metric).
+    ``on_group(records, seconds)`` is told the size and duration of every engine call (the grouping metrics).
     """
 
     def __init__(
@@ -55,7 +69,7 @@ class Batcher:
         max_size: int,
         max_wait_ms: float,
         threads: int,
-        on_group: Callable[[int], None] | None = None,
+        on_group: Callable[[int, float], None] | None = None,
     ) -> None:
         self.max_size = max_size
         self.max_wait = max_wait_ms / 1000.0
@@ -67,20 +81,30 @@ class Batcher:
         """Each record's results ``{name: {version: slot}}``, in order, scored by ``model_set``."""
         loop = asyncio.get_running_loop()
         if not model_set.has_batch_models or len(records) >= self.max_size:
-            if self._on_group is not None:
-                self._on_group(len(records))
             grouped = model_set.has_batch_models
-            return await loop.run_in_executor(self._executor, score_records, model_set.engine, records, grouped)
+            started = loop.time()
+            results = await loop.run_in_executor(self._executor, score_records, model_set.engine, records, grouped)
+            if self._on_group is not None:
+                self._on_group(len(records), loop.time() - started)
+            return results
         future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
         lane = self._lanes.get(model_set)
-        if lane is None:
+        if lane is None:  # a new model set: forget idle lanes of replaced ones, so they can be freed
+            for other, idle in list(self._lanes.items()):
+                if not idle.items and not idle.in_flight:
+                    del self._lanes[other]
             lane = self._lanes[model_set] = _Lane()
         lane.items.append((records, future))
         lane.size += len(records)
-        if lane.in_flight == 0 or lane.size >= self.max_size:
+        if lane.size >= self.max_size or (lane.in_flight == 0 and lane.size >= lane.target):
             self._dispatch(model_set, lane)
         elif lane.timer is None:
-            lane.timer = loop.call_later(self.max_wait, self._dispatch, model_set, lane)
+            if lane.in_flight:  # wait for the running group, unless it stalls
+                stall = max(STALL_SECONDS, 4 * lane.seconds)
+                delay = max(0.0, lane.started + stall - loop.time())
+            else:
+                delay = self.max_wait
+            lane.timer = loop.call_later(delay, self._dispatch, model_set, lane)
         return await future
 
     def _dispatch(self, model_set: ModelSet, lane: _Lane) -> None:
@@ -91,12 +115,13 @@ class Batcher:
             return
         items, lane.items, lane.size = lane.items, [], 0
         records = [record for group, _ in items for record in group]
+        lane.target = min(len(records) + lane.flying, self.max_size)
         lane.in_flight += 1
-        if self._on_group is not None:
-            self._on_group(len(records))
+        lane.flying += len(records)
         loop = asyncio.get_running_loop()
+        started = lane.started = loop.time()
         job = loop.run_in_executor(self._executor, score_records, model_set.engine, records, True)
-        job.add_done_callback(lambda done: self._finish(model_set, lane, items, done))
+        job.add_done_callback(lambda done: self._finish(model_set, lane, items, done, loop.time() - started))
 
     def _finish(
         self,
@@ -104,8 +129,14 @@ class Batcher:
         lane: _Lane,
         items: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]],
         done: asyncio.Future[list[dict[str, Any]]],
+        seconds: float,
     ) -> None:
         lane.in_flight -= 1
+        if self._on_group is not None:
+            self._on_group(sum(len(group) for group, _ in items), seconds)
+        lane.flying -= sum(len(group) for group, _ in items)
+        lane.target = min(sum(len(group) for group, _ in items) + lane.size + lane.flying, self.max_size)
+        lane.seconds = seconds if not lane.seconds else 0.8 * lane.seconds + 0.2 * seconds
         error = done.exception()
         results = None if error is not None else done.result()
         start = 0
@@ -119,9 +150,12 @@ class Batcher:
                 future.set_result(results[start : start + len(group)])
             start += len(group)
         if lane.items and lane.in_flight == 0:
-            self._dispatch(model_set, lane)
-        elif not lane.items and lane.in_flight == 0 and self._lanes.get(model_set) is lane:
-            del self._lanes[model_set]  # a replaced model set is not kept alive by an empty lane
+            if lane.size >= lane.target:
+                self._dispatch(model_set, lane)
+            else:  # the finished group's clients are about to send again: give them max_wait to join
+                if lane.timer is not None:
+                    lane.timer.cancel()
+                lane.timer = asyncio.get_running_loop().call_later(self.max_wait, self._dispatch, model_set, lane)
 
     def close(self) -> None:
         """Stop the scoring threads once their current groups are scored."""

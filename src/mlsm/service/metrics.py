@@ -61,6 +61,12 @@ class ServiceMetrics:
             buckets=GROUP_BUCKETS,
             registry=r,
         )
+        self.group_seconds = Histogram(
+            "mlsm_scoring_group_duration_seconds",
+            "Time of one engine call (a group of records), from dispatch to results",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.records = Counter("mlsm_records_scored", "Records scored", registry=r)
         self.stored = Counter("mlsm_results_stored", "Result documents committed to the store", registry=r)
         self.write_seconds = Histogram(
@@ -137,9 +143,10 @@ class ServiceMetrics:
             if errors:
                 self._child("errors", key, self.model_errors).inc(errors)
 
-    def on_group(self, records: int) -> None:
-        """One engine call scored ``records`` records."""
+    def on_group(self, records: int, seconds: float) -> None:
+        """One engine call scored ``records`` records in ``seconds``."""
         self.group_records.observe(records)
+        self.group_seconds.observe(seconds)
 
     def on_write(self, documents: int, seconds: float) -> None:
         """The writer committed ``documents`` in ``seconds``."""
