@@ -72,6 +72,7 @@ class CallPool:
         self.lock = threading.Lock()
         self.stuck: dict[str, int] = {}
         self._idle: list[_Worker] = []
+        self._closed = False
 
     def call(
         self, key: str, seconds: float, fcn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -99,7 +100,10 @@ class CallPool:
                     self.stuck[key] = self.stuck.get(key, 0) + 1
                     raise ModelTimeout(f"timed out: no answer within {_seconds(seconds)} (call abandoned)") from None
         with self.lock:
-            self._idle.append(worker)
+            if self._closed:  # a call made while closing (a request on a replaced model set): no reuse
+                worker.inbox.put(None)
+            else:
+                self._idle.append(worker)
         if ok:
             return value
         raise value
@@ -110,9 +114,10 @@ class CallPool:
             return {key: count for key, count in self.stuck.items() if count}
 
     def close(self) -> None:
-        """Stop the idle threads (abandoned ones end when their call returns)."""
+        """Stop the idle threads (abandoned ones end when their call returns); calls still work, without reuse."""
         with self.lock:
             idle, self._idle = self._idle, []
+            self._closed = True
         for worker in idle:
             worker.inbox.put(None)
 

@@ -298,3 +298,22 @@ async def test_api_key_guards_v1_and_the_openapi_document_but_not_health(
         assert list(service.runtime.store.current_documents()) != []
         text = (await client.get("/metrics")).text
         assert 'mlsm_http_requests_total{endpoint="/v1/score",method="POST",status="401"} 1.0' in text
+
+
+async def test_ids_with_slashes_are_found(settings: Callable[..., ServiceSettings]) -> None:
+    async with in_process(settings()) as service:
+        assert (await service.client.post("/v1/score", json={"id": "crm/2024/7", "a": 1, "b": 1})).status_code == 200
+        found = await service.client.get("/v1/results/crm/2024/7")
+        assert found.status_code == 200 and found.json()["id"] == "crm/2024/7"
+
+
+async def test_the_service_stores_in_mongodb_in_the_seed_layout(
+    settings: Callable[..., ServiceSettings], mongo_url: str
+) -> None:
+    async with in_process(settings(store=mongo_url)) as service:
+        scored = (await service.client.post("/v1/score", json={"id": "m-1", "a": 2, "b": 2})).json()
+        again = (await service.client.post("/v1/score", json={"id": "m-1", "a": 3, "b": 3})).json()
+        assert (await service.client.get("/v1/results/m-1")).json() == again
+        history = (await service.client.get("/v1/results/m-1", params={"history": "true"})).json()["documents"]
+        assert [d["results"]["adder"]["1"]["c"] for d in history] == [6, 4]
+        assert history[1]["_run"] == scored["_run"] and history[1]["_current"] == 1

@@ -50,6 +50,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON = "application/json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -114,7 +115,7 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
     async def models() -> Response:
         return JSONResponse(_models_body(runtime))
 
-    @app.get("/v1/results/{id}", summary="An id's current result document", tags=["results"])
+    @app.get("/v1/results/{id:path}", summary="An id's current result document", tags=["results"])
     async def results(request: Request, id: str, history: bool = False) -> Response:
         loop = asyncio.get_running_loop()
         if history:
@@ -386,15 +387,14 @@ class _Edge:
         return None
 
     def _endpoint(self, scope: Scope) -> str:
-        """The route template (bounded label values), or 'unmatched'."""
+        """The route template without converters, e.g. ``/v1/results/{id}`` (bounded label values), or
+        'unmatched'."""
         route = scope.get("route")
-        if route is not None:
-            return str(getattr(route, "path", "unmatched"))
-        for candidate in self.routes:
-            match, _ = candidate.matches(scope)
-            if match is Match.FULL:
-                return str(candidate.path)
-        return "unmatched"
+        if route is None:
+            route = next((r for r in self.routes if r.matches(scope)[0] is Match.FULL), None)
+        if route is None:
+            return "unmatched"
+        return _CONVERTER.sub(r"{\1}", str(getattr(route, "path", "unmatched")))
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

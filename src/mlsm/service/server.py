@@ -15,7 +15,9 @@ failing).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -115,11 +117,35 @@ def _uvicorn_server(app: Any, settings: ServiceSettings) -> Any:
     return uvicorn.Server(config)
 
 
+def _freeze_heap(runtime: Any) -> None:
+    """Move everything loaded so far (modules, models, pipelines) out of the garbage collector's sight.
+
+    A full collection scans every tracked object: with scikit-learn and pandas loaded that is ~80 ms with the GIL
+    held, the service's worst latency. ``gc.freeze()`` exempts the startup heap (reference counting still frees
+    what it can). After a reload, once the previous set's in-flight requests are done, the heap is collected and
+    frozen again so that the replaced set is freed.
+    """
+    gc.collect()
+    gc.freeze()
+
+    def refreeze() -> None:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+    def after_reload(previous: Any, fresh: Any) -> None:
+        delay = max(10.0, 2 * runtime.settings.model_timeout)
+        asyncio.get_running_loop().call_later(delay, refreeze)
+
+    runtime.on_reloaded.append(after_reload)
+
+
 def _serve_one(settings: ServiceSettings, sock: socket.socket, key_source: str | None, log: EventLog) -> int:
     from .app import create_app
     from .runtime import ServiceRuntime
 
     runtime = ServiceRuntime.open(settings, log=log)
+    _freeze_heap(runtime)
     app = create_app(runtime, handle_sighup=True)
     server = _uvicorn_server(app, settings)
     _quiet_exit_signals()
@@ -148,6 +174,7 @@ def _worker_main(settings: ServiceSettings, run_id: str, sock: socket.socket, ev
             events.put(("reloaded", os.getpid()))
 
     runtime.on_reloaded.append(reloaded)
+    _freeze_heap(runtime)
     server = _uvicorn_server(create_app(runtime, handle_sighup=True), settings)
     _quiet_exit_signals()
     log.event("worker_started", worker=index, pid=os.getpid())
