@@ -127,7 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--shutdown-timeout", type=_seconds, default=30.0, metavar="S", help="SIGTERM: wait for in-flight requests"
     )
-    serve.add_argument("--reload-timeout", type=_seconds, default=120.0, metavar="S", help="longest a reload may take")
+    serve.add_argument(
+        "--reload-timeout",
+        type=_seconds,
+        default=120.0,
+        metavar="S",
+        help="longest loading the models (import + preflight) may take, at start or reload (120)",
+    )
     serve.add_argument("--run-id", metavar="NAME", help="name the service's run (default: serve-<time>-<random>)")
     serve.add_argument("--no-access-log", action="store_true", help="no log line per request")
     serve.set_defaults(handler=_cmd_serve)

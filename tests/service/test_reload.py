@@ -130,3 +130,33 @@ async def test_helper_modules_beside_the_model_file_are_imported_afresh(
         second = (await service.client.post("/v1/score", json={"id": 1, "a": 5})).json()
         assert second["results"]["m"]["1"]["s"] == 15
         assert service.runtime.live.current.source_hash != hash_before  # the helper is part of the source hash
+
+
+async def test_a_reload_that_hangs_is_refused_after_the_reload_timeout(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    flag = tmp_path / "release"
+    async with in_process(settings(reload_timeout=0.5)) as service:
+        model_file(
+            f"""
+            import os, time
+            from mlsm import Model
+
+            def hang(data, results):
+                deadline = time.monotonic() + 10
+                while not os.path.exists({str(flag)!r}) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                return {{}}
+
+            MODELS = [Model("hang", {{"a": int}}, "1", hang)]
+            """
+        )
+        try:
+            response = await service.client.post("/v1/admin/reload")
+            assert response.status_code == 409
+            assert response.json()["reasons"] == [
+                "loading the models did not finish within 0.5 s (an import or a preflight hangs)"
+            ]
+            assert (await service.client.get("/v1/models")).json()["live"]["generation"] == 1
+        finally:
+            flag.touch()

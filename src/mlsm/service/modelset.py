@@ -30,7 +30,7 @@ from ..models import Model, SummaryModel
 from ..preflight import preflight_model
 from ..timeouts import OnCall
 
-__all__ = ["LiveModels", "ModelSet", "load_model_set"]
+__all__ = ["LiveModels", "ModelSet", "load_model_set", "load_model_set_within"]
 
 
 @dataclass(eq=False)
@@ -192,39 +192,43 @@ class LiveModels:
             return previous, fresh
 
     async def _load(self, previous: ModelSet, trigger: str) -> ModelSet:
-        outcome: list[Any] = []
+        return await asyncio.to_thread(
+            load_model_set_within,
+            self._reload_timeout,
+            previous.source,
+            generation=previous.generation + 1,
+            trigger=trigger,
+            timeout=self._timeout,
+            on_call=self._on_call,
+        )
 
-        def work() -> None:
-            try:
-                outcome.append(
-                    load_model_set(
-                        previous.source,
-                        generation=previous.generation + 1,
-                        trigger=trigger,
-                        timeout=self._timeout,
-                        on_call=self._on_call,
-                    )
-                )
-            except BaseException as exc:
-                outcome.append(exc)
 
-        # a thread of its own, not a pool's: a model file that hangs on import must not take a worker with it
-        thread = threading.Thread(target=work, name="mlsm-reload", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + self._reload_timeout
-        while thread.is_alive() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        if not outcome:
-            message = f"reload did not finish within {self._reload_timeout:g} s (an import or preflight hangs)"
-            raise ReloadError(message, [message])
-        result = outcome[0]
-        if isinstance(result, ReloadError):
-            raise result
-        if isinstance(result, BaseException):
-            message = f"reload failed: {type(result).__name__}: {result}"
-            raise ReloadError(message, [message]) from result
-        loaded: ModelSet = result
-        return loaded
+def load_model_set_within(seconds: float, source: str, **options: Any) -> ModelSet:
+    """:func:`load_model_set` with a time limit: ``ReloadError`` when the import or a preflight takes longer
+    than ``seconds`` (a model file or model that hangs); the stuck loading thread is abandoned."""
+    outcome: list[Any] = []
+
+    def work() -> None:
+        try:
+            outcome.append(load_model_set(source, **options))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    # a thread of its own, not a pool's: a model file that hangs on import must not take a worker with it
+    thread = threading.Thread(target=work, name="mlsm-load-models", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        message = f"loading the models did not finish within {seconds:g} s (an import or a preflight hangs)"
+        raise ReloadError(message, [message])
+    result = outcome[0]
+    if isinstance(result, ReloadError):
+        raise result
+    if isinstance(result, BaseException):
+        message = f"loading the models failed: {type(result).__name__}: {result}"
+        raise ReloadError(message, [message]) from result
+    loaded: ModelSet = result
+    return loaded
 
 
 def _source_folder(source: str) -> Path | None:

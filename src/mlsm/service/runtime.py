@@ -20,7 +20,7 @@ from ..stores.base import RunRecord, Store, open_store
 from .batcher import Batcher
 from .logs import EventLog
 from .metrics import ServiceMetrics
-from .modelset import LiveModels, ModelSet, load_model_set
+from .modelset import LiveModels, ModelSet, load_model_set_within
 from .settings import ServiceSettings
 from .writer import ResultWriter
 
@@ -91,7 +91,8 @@ class ServiceRuntime:
         settings.check()
         log = log if log is not None else EventLog(access=settings.access_log)
         metrics = ServiceMetrics()
-        first = load_model_set(
+        first = load_model_set_within(
+            settings.reload_timeout,
             settings.models,
             generation=1,
             trigger="startup",

@@ -187,10 +187,12 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, key_source: str |
     import queue
 
     from ..stores.base import RunRecord, open_store
-    from .modelset import load_model_set
+    from .modelset import load_model_set_within
     from .runtime import new_service_run_id, service_run_info
 
-    first = load_model_set(settings.models, generation=1, trigger="startup", timeout=settings.model_timeout)
+    first = load_model_set_within(
+        settings.reload_timeout, settings.models, generation=1, trigger="startup", timeout=settings.model_timeout
+    )
     store = open_store(settings.store)
     try:
         run = RunRecord.new(settings.run_id or new_service_run_id(), service_run_info(settings, first, store))

@@ -42,7 +42,7 @@ class ServiceSettings:
     write_batch: int = 1000  # documents per store transaction, at most
     store_retry: float = 5.0  # how long the writer retries an unavailable store before answering 503
     shutdown_timeout: float = 30.0  # SIGTERM: longest wait for in-flight requests before closing them
-    reload_timeout: float = 120.0  # longest a reload (import + preflight) may take before it is refused
+    reload_timeout: float = 120.0  # longest loading the models (import + preflight) may take, at start or reload
     scoring_threads: int = 4  # engine calls that may run at once (a hung model holds one)
     access_log: bool = True
     run_id: str | None = None
