@@ -15,6 +15,7 @@ Setup problems raise; per-record problems never do (they are data in the results
     ├── RunError
     └── ServiceError
         ├── ReloadError
+        ├── RequestError
         └── ResultNotStored
             └── QueueFull
 """
@@ -29,6 +30,7 @@ __all__ = [
     "ModelTimeout",
     "QueueFull",
     "ReloadError",
+    "RequestError",
     "ResultNotStored",
     "RunError",
     "ServiceError",
@@ -94,6 +96,15 @@ class ReloadError(ServiceError):
     def __init__(self, message: str, reasons: list[str]) -> None:
         super().__init__(message)
         self.reasons = reasons
+
+
+class RequestError(ServiceError):
+    """A request the service refuses before scoring it (400, 413, 422): ``status`` and what is wrong."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class ResultNotStored(ServiceError):

@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.routing import Match
 
 from .. import __version__
-from ..errors import QueueFull, ReloadError, ResultNotStored
+from ..errors import QueueFull, ReloadError, RequestError, ResultNotStored
 from .modelset import ModelSet
 from .openapi import add_model_schemas
 from .runtime import ServiceRuntime
@@ -52,15 +52,6 @@ JSON = "application/json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-class BadRequest(Exception):
-    """A request the service refuses with ``status`` and a message naming what is wrong."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastAPI:
@@ -189,8 +180,8 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
             openapi_cache[live.generation] = document
         return JSONResponse(document)
 
-    @app.exception_handler(BadRequest)
-    async def bad_request(request: Request, exc: BadRequest) -> Response:
+    @app.exception_handler(RequestError)
+    async def bad_request(request: Request, exc: RequestError) -> Response:
         return _error(request, exc.status, exc.message)
 
     @app.exception_handler(Exception)
@@ -232,14 +223,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
         try:
             size = int(declared)
         except ValueError:
-            raise BadRequest(400, f"invalid Content-Length header {declared!r}") from None
+            raise RequestError(400, f"invalid Content-Length header {declared!r}") from None
         if size > limit:
-            raise BadRequest(413, f"body of {size} bytes is over the limit of {limit} bytes")
+            raise RequestError(413, f"body of {size} bytes is over the limit of {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise BadRequest(413, f"body is over the limit of {limit} bytes")
+            raise RequestError(413, f"body is over the limit of {limit} bytes")
     return bytes(body)
 
 
@@ -248,39 +239,39 @@ def _no_constant(name: str) -> Any:
 
 
 def _parse_records(body: bytes, id_field: str) -> tuple[list[dict[str, Any]], bool]:
-    """The records of a body and whether it was a single record; ``BadRequest`` 400/422 naming the problem."""
+    """The records of a body and whether it was a single record; ``RequestError`` 400/422 naming the problem."""
     if not body.strip():
-        raise BadRequest(400, "malformed JSON: the body is empty; send a JSON object")
+        raise RequestError(400, "malformed JSON: the body is empty; send a JSON object")
     try:
         value = json.loads(body, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise BadRequest(400, f"malformed JSON: {exc}") from None
+        raise RequestError(400, f"malformed JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise BadRequest(422, f'expected a JSON object (one record) or {{"records": [...]}}, got {_json_kind(value)}')
+        raise RequestError(422, f'expected a JSON object (one record) or {{"records": [...]}}, got {_json_kind(value)}')
     if len(value) == 1 and "records" in value and id_field != "records":
         records = value["records"]
         if not isinstance(records, list):
-            raise BadRequest(422, f'"records" must be a list of JSON objects, got {_json_kind(records)}')
+            raise RequestError(422, f'"records" must be a list of JSON objects, got {_json_kind(records)}')
         if not records:
-            raise BadRequest(422, '"records" is empty: send at least one record')
+            raise RequestError(422, '"records" is empty: send at least one record')
         for i, record in enumerate(records):
             if not isinstance(record, dict):
-                raise BadRequest(422, f"records[{i}] must be a JSON object (one record), got {_json_kind(record)}")
+                raise RequestError(422, f"records[{i}] must be a JSON object (one record), got {_json_kind(record)}")
         return records, False
     return [value], True
 
 
 def _record_id(record: dict[str, Any], id_field: str, index: int | None) -> str:
-    """The record's id as text (as batch runs store it); ``BadRequest`` 422 when missing or not a scalar."""
+    """The record's id as text (as batch runs store it); ``RequestError`` 422 when missing or not a scalar."""
     where = "the record" if index is None else f"records[{index}]"
     value = record.get(id_field)
     if value is None:
-        raise BadRequest(422, f"{where} has no {id_field!r} (the id field)")
+        raise RequestError(422, f"{where} has no {id_field!r} (the id field)")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise BadRequest(422, f"{where}: {id_field!r} must be a string or an integer, got {_json_kind(value)}")
+        raise RequestError(422, f"{where}: {id_field!r} must be a string or an integer, got {_json_kind(value)}")
     text = str(value)
     if not text.strip():
-        raise BadRequest(422, f"{where} has an empty {id_field!r} (the id field)")
+        raise RequestError(422, f"{where} has an empty {id_field!r} (the id field)")
     return text
 
 
