@@ -154,13 +154,71 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     compare.set_defaults(handler=_cmd_compare)
 
+    serve = commands.add_parser("serve", help="score records over HTTP and store every result (real time)")
+    serve.add_argument("models", metavar="MODELS", help="a .py file or dotted module with the models")
+    serve.add_argument("--id-field", required=True, metavar="NAME", help="the field that identifies a record")
+    _store_argument(serve)
+    serve.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default: 127.0.0.1 without an API key, 0.0.0.0 with one)",
+    )
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    serve.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="worker processes (default 1)")
+    serve.add_argument(
+        "--api-key-file", metavar="PATH", help="file holding the API key (else $MLSM_API_KEY; none: no auth)"
+    )
+    serve.add_argument(
+        "--max-body",
+        type=_size,
+        default=10 * 1024 * 1024,
+        metavar="SIZE",
+        help="largest request body, e.g. 10MiB, 512KiB, 1000000 (default 10MiB)",
+    )
+    serve.add_argument(
+        "--model-timeout", type=_seconds, default=5.0, metavar="S", help="cut off a model call after S seconds (5)"
+    )
+    serve.add_argument(
+        "--batch-max-size", type=_positive_int, default=64, metavar="N", help="records per grouped call (64)"
+    )
+    serve.add_argument(
+        "--batch-max-wait-ms",
+        type=_milliseconds,
+        default=5.0,
+        metavar="MS",
+        help="longest a record waits to be grouped while a group is scored (5)",
+    )
+    serve.add_argument(
+        "--queue-size", type=_positive_int, default=10_000, metavar="N", help="result documents queued at most"
+    )
+    serve.add_argument(
+        "--queue-wait-ms",
+        type=_milliseconds,
+        default=250.0,
+        metavar="MS",
+        help="how long a request waits for room in a full queue before 503 (250)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout", type=_seconds, default=30.0, metavar="S", help="SIGTERM: wait for in-flight requests"
+    )
+    serve.add_argument(
+        "--reload-timeout",
+        type=_seconds,
+        default=120.0,
+        metavar="S",
+        help="longest loading the models (import + preflight) may take, at start or reload (120)",
+    )
+    serve.add_argument("--run-id", metavar="NAME", help="name the service's run (default: serve-<time>-<random>)")
+    serve.add_argument("--no-access-log", action="store_true", help="no log line per request")
+    serve.set_defaults(handler=_cmd_serve)
+
     demo = commands.add_parser("demo", help="score 100,000 synthetic leads with the example models")
     demo.add_argument("--records", type=_positive_int, default=100_000, metavar="N")
     _store_argument(demo)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(handler=_cmd_demo)
 
-    for sub in (run, models, test, pin, results, export, runs, compare, demo):
+    for sub in (run, models, test, pin, results, export, runs, compare, serve, demo):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
@@ -204,6 +262,52 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected 0-65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of milliseconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more milliseconds, got {text}")
+    return value
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+def _size(text: str) -> int:
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"expected a size such as 10MiB, 512KiB or 1000000, got {text!r}")
+    value = int(float(match.group(1)) * _UNITS[unit])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
     return value
 
 
@@ -460,6 +564,41 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         result = compare_models(store, args.a, args.b, key=args.key)
     print(json.dumps(result.to_dict()) if args.json else result.table())
     return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise MlsmError(
+            f"mlsm serve needs the service extra ({exc.name} is missing): pip install 'mlsm[service]'"
+        ) from None
+    from .service.server import serve
+    from .service.settings import ServiceSettings, read_api_key
+
+    key, key_source = read_api_key(args.api_key_file)
+    settings = ServiceSettings(
+        models=args.models,
+        id_field=args.id_field,
+        store=args.store,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        api_key=key,
+        max_body_bytes=args.max_body,
+        model_timeout=args.model_timeout,
+        batch_max_size=args.batch_max_size,
+        batch_max_wait_ms=args.batch_max_wait_ms,
+        queue_size=args.queue_size,
+        queue_wait_ms=args.queue_wait_ms,
+        shutdown_timeout=args.shutdown_timeout,
+        reload_timeout=args.reload_timeout,
+        run_id=args.run_id,
+        access_log=not args.no_access_log,
+    )
+    return serve(settings, key_source=key_source)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -111,6 +111,17 @@ class Batch:
             self._documents = [decode(text) for text in self._json or []]
         return self._documents
 
+    @classmethod
+    def merge(cls, batches: list[Batch]) -> Batch:
+        """One batch holding the documents of ``batches`` in order (same id field and run), JSON kept."""
+        first = batches[0]
+        if len(batches) == 1:
+            return first
+        merged = cls(first.id_field, [i for b in batches for i in b.ids], [d for b in batches for d in b.documents])
+        merged.run = first.run
+        merged._json = [text for b in batches for text in b.json()]
+        return merged
+
     def json(self) -> list[str]:
         """Each document as JSON text (cached: a run that also writes ``--output`` encodes once)."""
         if self._json is None:

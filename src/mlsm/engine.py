@@ -4,6 +4,10 @@ An :class:`Engine` plans a model set once: it checks statuses, duplicate ``name@
 summary-model dependencies, raising before any record is scored. Then, per record: validate each model's fields,
 call the model, check its output, and put the result or an error in the model's own slot; summary models run last.
 A model's failure never reaches another model or another record.
+
+Options shared by both paths: ``timeout`` (seconds, for every model or by ``name@version``/``name``) cuts off a
+model call that hangs, putting ``_error`` in that model's slot only (see :mod:`mlsm.timeouts`); ``on_call`` is told
+how long every model call took (the service's per-model latency metric).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ModelDefinitionError, SummaryModelListException
+from .errors import ModelDefinitionError, ModelTimeout, SummaryModelListException
 from .fields import MISSING, ColumnResult, FieldCheck, FieldProblem, compile_fields
 from .models import STATUSES, Model, SummaryModel
 from .outputs import BadOutput, clean_result, clean_value
+from .timeouts import CallPool, ModelCaller, OnCall
 
 __all__ = ["LAYOUTS", "Engine", "error_slot", "run_single"]
 
@@ -58,6 +63,8 @@ def _invalid_slot(problems: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _exception_slot(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ModelTimeout):  # raised by mlsm, not the model: its place in our code says nothing
+        return error_slot(str(exc))
     message = " ".join(str(exc).split())
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     frames = traceback.extract_tb(exc.__traceback__)
@@ -76,6 +83,7 @@ class _Step:
     slots: list[int]  # index into Engine._checks for each of self.checks
     names: tuple[str, ...]
     summary: bool
+    call: Callable[..., Any]  # model.fcn, or a ModelCaller adding a time limit and timing
 
     @property
     def batch(self) -> bool:
@@ -85,9 +93,13 @@ class _Step:
 class Engine:
     """A planned model set that scores records.
 
-    ``Engine(models, summary_models=(), layout="flat")``; ``SummaryModel`` instances found in ``models`` run
-    after the plain models, in their order. ``score(record)`` returns the record's results
+    ``Engine(models, summary_models=(), layout="flat", timeout=None, on_call=None)``; ``SummaryModel`` instances
+    found in ``models`` run after the plain models, in their order. ``score(record)`` returns the record's results
     ``{name: {version: slot}}``; ``score_columns(columns, n)`` returns one such dict per row.
+
+    ``timeout`` is a number of seconds for every model, or a mapping from ``name@version`` or ``name`` to seconds
+    (``"*"`` for the rest); a call past its limit gets ``_error`` "timed out ..." in its slot. ``on_call(key,
+    seconds, rows)`` is called after every model call. ``close()`` releases the threads a time limit uses.
     """
 
     def __init__(
@@ -96,6 +108,8 @@ class Engine:
         summary_models: Iterable[SummaryModel] = (),
         *,
         layout: str = "flat",
+        timeout: float | Mapping[str, float] | None = None,
+        on_call: OnCall | None = None,
     ) -> None:
         if layout not in LAYOUTS:
             raise ModelDefinitionError(f"invalid layout {layout!r}; valid layouts are: {', '.join(LAYOUTS)}")
@@ -107,6 +121,8 @@ class Engine:
         _check_summaries(plain, summaries)
         self.models: tuple[Model, ...] = tuple(plain)
         self.summary_models: tuple[SummaryModel, ...] = tuple(summaries)
+        self.timeouts = _resolve_timeouts(timeout, self.all_models)
+        self._pool = CallPool() if any(t is not None for t in self.timeouts.values()) else None
         self._checks: list[FieldCheck] = []
         self._record_path: Any = None  # compiled on first use
         index: dict[tuple[str, Any], int] = {}
@@ -120,13 +136,28 @@ class Engine:
                     index[key] = len(self._checks)
                     self._checks.append(check)
                 slots.append(index[key])
-            step = _Step(model, checks, slots, tuple(c.name for c in checks), isinstance(model, SummaryModel))
+            summary = isinstance(model, SummaryModel)
+            step = _Step(model, checks, slots, tuple(c.name for c in checks), summary, model.fcn)
+            seconds = self.timeouts[model.key]
+            if seconds is not None or on_call is not None:
+                step.call = ModelCaller(
+                    model.key, model.fcn, seconds=seconds, pool=self._pool, on_call=on_call, batch=step.batch
+                )
             self._steps.append(step)
 
     @property
     def all_models(self) -> tuple[Model, ...]:
         """Every model in the order it runs: plain models, then summary models."""
         return self.models + self.summary_models
+
+    def stuck_calls(self) -> dict[str, int]:
+        """Calls cut off by a time limit that are still running, by model key (empty without time limits)."""
+        return self._pool.stuck_calls() if self._pool is not None else {}
+
+    def close(self) -> None:
+        """Release the worker threads that time limits use (calls still running are left to finish)."""
+        if self._pool is not None:
+            self._pool.close()
 
     @property
     def input_fields(self) -> list[str]:
@@ -249,7 +280,7 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
     shapes = Counter(tuple(step.slots) for step in steps)
     for k, step in enumerate(steps):
         model = step.model
-        env[f"fcn{k}"] = model.fcn
+        env[f"fcn{k}"] = step.call
         env[f"status{k}"] = model.status
         env[f"step{k}"] = step
         env[f"idx{k}"] = frozenset(step.slots)
@@ -355,7 +386,7 @@ def _call_batch_one(step: _Step, data: dict[str, Any]) -> dict[str, Any]:
 
 def run_single(model: Model, data: Mapping[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     """``Model.execute``: validate ``data`` for one model, run it, store its slot in ``results``."""
-    step = _Step(model, compile_fields(model.fields), [], (), isinstance(model, SummaryModel))
+    step = _Step(model, compile_fields(model.fields), [], (), isinstance(model, SummaryModel), model.fcn)
     step.names = tuple(check.name for check in step.checks)
     slot = _score_one(step, data, results)
     results.setdefault(model.name, {})[model.version] = slot
@@ -392,7 +423,7 @@ def _score_one(step: _Step, source: Mapping[str, Any], results: dict[str, Any]) 
 def _call_record(step: _Step, data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     model = step.model
     try:
-        output = model.fcn(data=data, results=results)
+        output = step.call(data=data, results=results)
     except (Exception, SystemExit) as exc:
         return _exception_slot(exc)
     try:
@@ -412,7 +443,7 @@ def _call_batch(step: _Step, frame: Any, count: int) -> list[dict[str, Any]]:
         return []
     model = step.model
     try:
-        output = model.fcn(frame)
+        output = step.call(frame)
     except (Exception, SystemExit) as exc:
         slot = _exception_slot(exc)
         return [dict(slot) for _ in range(count)]
@@ -507,6 +538,35 @@ def _frame(columns: dict[str, tuple[Any, Any]], length: int) -> Any:
         else:
             data[name] = values
     return pd.DataFrame(data, index=pd.RangeIndex(length))
+
+
+def _resolve_timeouts(timeout: float | Mapping[str, float] | None, models: Sequence[Model]) -> dict[str, float | None]:
+    """Each model's time limit in seconds (None: none), from one number or a mapping by key, name or ``*``."""
+    if timeout is None:
+        return {model.key: None for model in models}
+    if not isinstance(timeout, Mapping):
+        return {model.key: _timeout_value("timeout", timeout) for model in models}
+    keys = {model.key for model in models} | {model.name for model in models} | {"*"}
+    unknown = [name for name in timeout if name not in keys]
+    if unknown:
+        raise ModelDefinitionError(
+            f"timeout given for unknown model {unknown[0]!r}; valid keys are: {', '.join(sorted(keys))}"
+        )
+    resolved: dict[str, float | None] = {}
+    for model in models:
+        for name in (model.key, model.name, "*"):
+            if name in timeout:
+                resolved[model.key] = _timeout_value(f"timeout[{name!r}]", timeout[name])
+                break
+        else:
+            resolved[model.key] = None
+    return resolved
+
+
+def _timeout_value(label: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+        raise ModelDefinitionError(f"invalid {label} {value!r}: expected a number of seconds greater than 0")
+    return float(value)
 
 
 def _check_models(models: Sequence[Model]) -> None:

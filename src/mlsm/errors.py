@@ -8,13 +8,19 @@ Setup problems raise; per-record problems never do (they are data in the results
     ├── ModelLoadError
     │   └── ProjectError
     ├── UnreleasedModelError
+    ├── ModelTimeout
     ├── InputError
     │   └── UnknownIdField
     ├── StoreError
     │   ├── StoreConfigError
     │   └── StoreUnavailable
-    └── RunError
-        └── RunStopped
+    ├── RunError
+    │   └── RunStopped
+    └── ServiceError
+        ├── ReloadError
+        ├── RequestError
+        └── ResultNotStored
+            └── QueueFull
 """
 
 from __future__ import annotations
@@ -24,7 +30,12 @@ __all__ = [
     "MlsmError",
     "ModelDefinitionError",
     "ModelLoadError",
+    "ModelTimeout",
     "ProjectError",
+    "QueueFull",
+    "ReloadError",
+    "RequestError",
+    "ResultNotStored",
     "RunError",
     "RunStopped",
     "StoreConfigError",
@@ -60,6 +71,10 @@ class UnreleasedModelError(MlsmError):
     """An ``active`` model comes from unreleased code (a non-release branch or uncommitted changes)."""
 
 
+class ModelTimeout(MlsmError):
+    """A model call ran past its time limit; reported in the model's result slot, never raised to callers."""
+
+
 class InputError(MlsmError):
     """An input cannot be read: missing file, unknown format, unreadable header."""
 
@@ -86,3 +101,32 @@ class RunError(MlsmError):
 
 class RunStopped(RunError):
     """A run stopped before its end (its store stayed unavailable); it resumes after its last committed chunk."""
+
+
+class ServiceError(MlsmError):
+    """The scoring service cannot start or run as configured (an option, the API key file, the address)."""
+
+
+class ReloadError(ServiceError):
+    """A model reload was refused (import, plan or preflight failed); ``reasons`` lists why, one line each."""
+
+    def __init__(self, message: str, reasons: list[str]) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+
+
+class RequestError(ServiceError):
+    """A request the service refuses before scoring it (400, 413, 422): ``status`` and what is wrong."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ResultNotStored(ServiceError):
+    """A scored result could not be stored, so its request is answered 503 and nothing is acknowledged."""
+
+
+class QueueFull(ResultNotStored):
+    """The result queue stayed full for longer than a request may wait for room."""

@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import itertools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,21 +32,23 @@ class LoadedModels:
     source: str  # what the user named
     module: ModuleType
     path: Path | None  # the file, when there is one
+    helpers: dict[str, Path] = field(default_factory=dict)  # modules the file imported from its own folder
 
 
 def load_models(spec: str) -> LoadedModels:
     """Import ``spec`` and collect its models; ``ModelLoadError`` with one clear line when that fails."""
     path = Path(spec)
+    helpers: dict[str, Path] = {}
     if spec.endswith(".py") or path.exists():
-        module = _import_file(path, spec)
+        module = _import_file(path, spec, helpers)
     else:
         module = _import_module(spec)
     models = _collect(module, spec)
     file = getattr(module, "__file__", None)
-    return LoadedModels(models, spec, module, Path(file).resolve() if file else None)
+    return LoadedModels(models, spec, module, Path(file).resolve() if file else None, helpers)
 
 
-def _import_file(path: Path, spec: str) -> ModuleType:
+def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> ModuleType:
     if not path.exists():
         raise ModelLoadError(f"cannot load models from {spec!r}: no such file")
     if path.is_dir():
@@ -77,16 +79,18 @@ def _import_file(path: Path, spec: str) -> ModuleType:
             sys.path.remove(folder)
         except ValueError:
             pass
-        _forget_helpers(set(sys.modules) - before, path.parent)
+        helpers.update(_forget_helpers(set(sys.modules) - before, path.parent))
     return module
 
 
-def _forget_helpers(names: set[str], folder: Path) -> None:
+def _forget_helpers(names: set[str], folder: Path) -> dict[str, Path]:
     """Drop the helper modules a model file imported from its own folder (``from features import ...``).
 
     The model's functions keep their helpers alive; forgetting the names lets another model source (another
     repository of a project, or a reload) import its own helper of the same name instead of this one.
+    Returns the forgotten modules' files by name.
     """
+    forgotten: dict[str, Path] = {}
     for name in names:
         file = getattr(sys.modules.get(name), "__file__", None)
         if not file:
@@ -99,6 +103,8 @@ def _forget_helpers(names: set[str], folder: Path) -> None:
         # found through the folder itself: folder/top.py or folder/top/... (not, say, a virtualenv inside it)
         if relative.parts and relative.parts[0] in (f"{top}.py", top):
             sys.modules.pop(name, None)
+            forgotten[name] = Path(file).resolve()
+    return forgotten
 
 
 def _import_module(spec: str) -> ModuleType:

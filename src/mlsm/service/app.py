@@ -1,0 +1,399 @@
+"""The HTTP surface of ``mlsm serve``: routes, the error contract, API key auth, request ids, access log, OpenAPI.
+
+Endpoints::
+
+    POST /v1/score            one record -> its result document; {"records": [...]} -> {"results": [...]}
+    GET  /v1/models           the live model set: generation, source hash, each model's fields
+    GET  /v1/results/{id}     the id's current document (?history=true: every document, newest first); 404
+    POST /v1/admin/reload     re-import + preflight + atomic swap; 409 with the reasons when refused
+    GET  /openapi.json        OpenAPI 3.1, with the live set's input fields as the record schema
+    GET  /healthz /readyz /metrics    open even when an API key is configured
+
+Error contract of ``/v1/score``: malformed JSON 400; a JSON value that is not a record or ``{"records": [...]}``
+422; a record without the id 422; a body over the limit 413 (the rest is not read); a field a model needs that is
+missing or invalid: 200 with ``_error`` in that model's slot; results that cannot be stored: 503. Errors are
+``{"detail": "...", "request_id": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import re
+import secrets
+import signal
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from starlette.routing import Match
+
+from .. import __version__
+from ..errors import QueueFull, ReloadError, RequestError, ResultNotStored
+from .modelset import ModelSet
+from .openapi import add_model_schemas
+from .runtime import ServiceRuntime
+
+__all__ = ["create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = "application/json"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+_OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastAPI:
+    """The ASGI app serving ``runtime``; its lifespan starts and stops the runtime (and, with ``handle_sighup``,
+    reloads the models on SIGHUP).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        loop = asyncio.get_running_loop()
+        if handle_sighup:
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_quietly(runtime, "SIGHUP")))
+        try:
+            yield
+        finally:
+            if handle_sighup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            await runtime.stop()
+
+    app = FastAPI(
+        title="mlsm scoring service",
+        version=__version__,
+        description="Scores records with a versioned model set and stores every result with its history.",
+        lifespan=lifespan,
+        openapi_url=None,  # served below, behind the API key, with the live model set's fields
+        docs_url=None,
+        redoc_url=None,
+    )
+    settings = runtime.settings
+    id_field = settings.id_field
+    openapi_cache: dict[int, dict[str, Any]] = {}
+
+    @app.post("/v1/score", summary="Score one record, or {'records': [...]}, and store the results", tags=["scoring"])
+    async def score(request: Request) -> Response:
+        body = await _read_body(request, settings.max_body_bytes)
+        records, single = _parse_records(body, id_field)
+        ids = [_record_id(record, id_field, None if single else i) for i, record in enumerate(records)]
+        try:
+            batch = await runtime.score(records, ids)
+        except QueueFull as exc:
+            runtime.metrics.rejected.labels("queue_full").inc()
+            return _error(request, 503, str(exc), headers={"Retry-After": "1"})
+        except ResultNotStored as exc:
+            runtime.metrics.rejected.labels("store").inc()
+            return _error(request, 503, str(exc), headers={"Retry-After": "5"})
+        texts = batch.json()
+        content = texts[0] if single else '{"results":[' + ",".join(texts) + "]}"
+        return Response(content, media_type=JSON)
+
+    @app.get("/v1/models", summary="The live model set", tags=["models"])
+    async def models() -> Response:
+        return JSONResponse(_models_body(runtime))
+
+    @app.get("/v1/results/{id:path}", summary="An id's current result document", tags=["results"])
+    async def results(request: Request, id: str, history: bool = False) -> Response:
+        loop = asyncio.get_running_loop()
+        if history:
+            documents = await loop.run_in_executor(None, runtime.store.history, id)
+            if not documents:
+                return _error(request, 404, f"no results for {id_field} {id!r}")
+            return JSONResponse({"id": id, "documents": documents})
+        document = await loop.run_in_executor(None, runtime.store.current, id)
+        if document is None:
+            return _error(request, 404, f"no results for {id_field} {id!r}")
+        return JSONResponse(document)
+
+    @app.post("/v1/admin/reload", summary="Reload the models; swap only if every preflight passes", tags=["admin"])
+    async def reload(request: Request) -> Response:
+        try:
+            previous, fresh = await runtime.reload("api")
+        except ReloadError as exc:
+            live = runtime.live.current
+            return JSONResponse(
+                {
+                    "detail": f"reload refused: {exc}; generation {live.generation} keeps serving",
+                    "reasons": exc.reasons,
+                    "live": {"generation": live.generation, "source_hash": live.source_hash},
+                    "request_id": _request_id(request),
+                },
+                status_code=409,
+            )
+        return JSONResponse(
+            {
+                "reloaded": True,
+                "previous": {"generation": previous.generation, "source_hash": previous.source_hash},
+                "live": fresh.description,
+            }
+        )
+
+    @app.get("/healthz", summary="The process is alive", tags=["operations"])
+    async def healthz() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", summary="Models loaded and store reachable", tags=["operations"])
+    async def readyz() -> Response:
+        reasons = []
+        if runtime.stopping or not runtime.started:
+            reasons.append("shutting down" if runtime.stopping else "starting")
+        else:
+            problem = await runtime.store_ready()
+            if problem:
+                reasons.append(problem)
+        live = runtime.live.current
+        body: dict[str, Any] = {"status": "ready" if not reasons else "not ready", "generation": live.generation}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if not reasons else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["operations"])
+    async def metrics() -> Response:
+        live = runtime.live.current
+        content, media_type = runtime.metrics.render(
+            queue_depth=runtime.writer.depth, generation=live.generation, stuck=live.engine.stuck_calls()
+        )
+        return Response(content, media_type=media_type)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> Response:
+        live = runtime.live.current
+        document = openapi_cache.get(live.generation)
+        if document is None:
+            openapi_cache.clear()
+            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            add_model_schemas(document, live, id_field=id_field, api_key=settings.api_key is not None)
+            openapi_cache[live.generation] = document
+        return JSONResponse(document)
+
+    @app.exception_handler(RequestError)
+    async def bad_request(request: Request, exc: RequestError) -> Response:
+        return _error(request, exc.status, exc.message)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        runtime.log.event(
+            "error",
+            "error",
+            request_id=_request_id(request),
+            path=request.url.path,
+            error=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc))[-4000:],
+        )
+        return _error(request, 500, f"internal error: {type(exc).__name__}: {exc}")
+
+    app.add_middleware(_Edge, runtime=runtime, routes=app.router.routes)
+    return app
+
+
+async def _reload_quietly(runtime: ServiceRuntime, trigger: str) -> None:
+    try:
+        await runtime.reload(trigger)
+    except ReloadError:
+        pass  # logged by the runtime; the previous set keeps serving
+
+
+def _models_body(runtime: ServiceRuntime) -> dict[str, Any]:
+    live: ModelSet = runtime.live.current
+    body = {"live": live.description, "last_reload": runtime.live.last_reload, "pid": os.getpid()}
+    return body
+
+
+# -- the request body ------------------------------------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) one over ``limit`` bytes before reading past the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise RequestError(400, f"invalid Content-Length header {declared!r}") from None
+        if size > limit:
+            raise RequestError(413, f"body of {size} bytes is over the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_records(body: bytes, id_field: str) -> tuple[list[dict[str, Any]], bool]:
+    """The records of a body and whether it was a single record; ``RequestError`` 400/422 naming the problem."""
+    if not body.strip():
+        raise RequestError(400, "malformed JSON: the body is empty; send a JSON object")
+    try:
+        value = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RequestError(400, f"malformed JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RequestError(422, f'expected a JSON object (one record) or {{"records": [...]}}, got {_json_kind(value)}')
+    if len(value) == 1 and "records" in value and id_field != "records":
+        records = value["records"]
+        if not isinstance(records, list):
+            raise RequestError(422, f'"records" must be a list of JSON objects, got {_json_kind(records)}')
+        if not records:
+            raise RequestError(422, '"records" is empty: send at least one record')
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise RequestError(422, f"records[{i}] must be a JSON object (one record), got {_json_kind(record)}")
+        return records, False
+    return [value], True
+
+
+def _record_id(record: dict[str, Any], id_field: str, index: int | None) -> str:
+    """The record's id as text (as batch runs store it); ``RequestError`` 422 when missing or not a scalar."""
+    where = "the record" if index is None else f"records[{index}]"
+    value = record.get(id_field)
+    if value is None:
+        raise RequestError(422, f"{where} has no {id_field!r} (the id field)")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RequestError(422, f"{where}: {id_field!r} must be a string or an integer, got {_json_kind(value)}")
+    text = str(value)
+    if not text.strip():
+        raise RequestError(422, f"{where} has an empty {id_field!r} (the id field)")
+    return text
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("mlsm.request_id", ""))
+
+
+def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"detail": message, "request_id": _request_id(request)}, status_code=status, headers=headers)
+
+
+# -- the edge: request ids, auth, metrics, access log ----------------------------------------------------------
+
+
+class _Edge:
+    """Outermost ASGI middleware: request id, API key check for ``/v1/...`` and the OpenAPI document, and one
+    metric sample and one access log line per request."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], runtime: ServiceRuntime, routes: list[Any]
+    ) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.routes = routes
+        key = runtime.settings.api_key
+        self.key = key.encode("utf-8") if key is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        scope["mlsm.request_id"] = request_id
+        header = (b"x-request-id", request_id.encode("ascii"))
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        path: str = scope["path"]
+        try:
+            problem = self._unauthorized(scope, path)
+            if problem is not None:
+                response = JSONResponse(
+                    {"detail": problem, "request_id": request_id},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="mlsm"'},
+                )
+                await response(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            endpoint = self._endpoint(scope)
+            method = scope["method"]
+            self.runtime.metrics.observe_request(endpoint, method, status, seconds)
+            client = scope.get("client")
+            self.runtime.log.event(
+                "request",
+                request_id=request_id,
+                method=method,
+                path=path,
+                status=status,
+                ms=round(seconds * 1000, 2),
+                client=client[0] if client else None,
+            )
+
+    def _unauthorized(self, scope: Scope, path: str) -> str | None:
+        if self.key is None or path in _OPEN_PATHS or not (path.startswith("/v1/") or path == "/openapi.json"):
+            return None
+        value = None
+        for name, raw in scope.get("headers", ()):
+            if name == b"authorization":
+                value = raw
+                break
+        if value is None:
+            return "missing API key: send the header 'Authorization: Bearer <key>'"
+        scheme, _, token = value.partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            return "the Authorization header must be 'Bearer <key>'"
+        if not hmac.compare_digest(token.strip(), self.key):
+            return "invalid API key"
+        return None
+
+    def _endpoint(self, scope: Scope) -> str:
+        """The route template without converters, e.g. ``/v1/results/{id}`` (bounded label values), or
+        'unmatched'."""
+        route = scope.get("route")
+        if route is None:
+            route = next((r for r in self.routes if r.matches(scope)[0] is Match.FULL), None)
+        if route is None:
+            return "unmatched"
+        return _CONVERTER.sub(r"{\1}", str(getattr(route, "path", "unmatched")))
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, raw in scope.get("headers", ()):
+        if name == b"x-request-id":
+            try:
+                text = raw.decode("ascii")
+            except UnicodeDecodeError:
+                return None
+            return text if _REQUEST_ID.match(text) else None
+    return None

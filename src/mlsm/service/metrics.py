@@ -1,0 +1,185 @@
+"""The service's Prometheus metrics (``GET /metrics``): requests, models, grouping, the writer and reloads.
+
+Each service instance has its own registry (no global state). With several worker processes the values live in
+files under ``PROMETHEUS_MULTIPROC_DIR`` (set by the supervisor before the workers start), and a scrape of any
+worker sums all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["ServiceMetrics"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096)
+
+
+class ServiceMetrics:
+    """Counters, gauges and histograms of one service process, and their text exposition."""
+
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "mlsm_http_requests",
+            "HTTP requests answered, by endpoint, method and status",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "mlsm_http_request_duration_seconds",
+            "Time from request to response, by endpoint, method and status",
+            ["endpoint", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_results = Counter(
+            "mlsm_model_results", "Result slots produced, by model (name@version)", ["model"], registry=r
+        )
+        self.model_errors = Counter(
+            "mlsm_model_errors",
+            "Result slots holding _error (invalid input, exception, bad output, timeout), by model",
+            ["model"],
+            registry=r,
+        )
+        self.model_seconds = Histogram(
+            "mlsm_model_call_duration_seconds",
+            "Time of one model call, by model (a batch model's call scores a whole group)",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.group_records = Histogram(
+            "mlsm_scoring_group_records",
+            "Records scored per engine call (grouping of concurrent requests)",
+            buckets=GROUP_BUCKETS,
+            registry=r,
+        )
+        self.group_seconds = Histogram(
+            "mlsm_scoring_group_duration_seconds",
+            "Time of one engine call (a group of records), from dispatch to results",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.records = Counter("mlsm_records_scored", "Records scored", registry=r)
+        self.stored = Counter("mlsm_results_stored", "Result documents committed to the store", registry=r)
+        self.write_seconds = Histogram(
+            "mlsm_store_write_duration_seconds",
+            "Time of one store write (a batch)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.write_failures = Counter(
+            "mlsm_store_write_failures", "Store writes given up on (their requests got 503)", registry=r
+        )
+        self.rejected = Counter(
+            "mlsm_results_not_stored",
+            "Requests answered 503 because their results could not be stored, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "mlsm_writer_queue_documents",
+            "Result documents waiting for the store",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.generation = Gauge(
+            "mlsm_model_set_generation",
+            "Generation of the live model set (1 at start, +1 per reload)",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.reloads = Counter("mlsm_reloads", "Reloads attempted, by outcome (ok, refused)", ["outcome"], registry=r)
+        self.stuck_calls = Gauge(
+            "mlsm_model_stuck_calls",
+            "Model calls cut off by their time limit that are still running",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self._children: dict[tuple[str, ...], Any] = {}
+        self._lock = threading.Lock()
+        self._stuck_seen: set[str] = set()
+
+    # -- hooks -------------------------------------------------------------------------------------------------
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        key = ("request", endpoint, method, str(status))
+        children = self._children.get(key)
+        if children is None:
+            labels = (endpoint, method, str(status))
+            children = self._children[key] = (self.requests.labels(*labels), self.request_seconds.labels(*labels))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def on_model_call(self, model: str, seconds: float, rows: int) -> None:
+        """The engine's ``on_call`` hook: one model call took ``seconds`` (called from scoring threads)."""
+        self._child("call", model, self.model_seconds).observe(seconds)
+
+    def count_results(self, results: list[dict[str, Any]]) -> None:
+        """Count each model's result and error slots in scored records."""
+        self.records.inc(len(results))
+        tallies: dict[str, list[int]] = {}
+        for record in results:
+            for name, versions in record.items():
+                for version, slot in versions.items():
+                    key = f"{name}@{version}"
+                    tally = tallies.get(key)
+                    if tally is None:
+                        tally = tallies[key] = [0, 0]
+                    tally[0] += 1
+                    if "_error" in slot:
+                        tally[1] += 1
+        for key, (count, errors) in tallies.items():
+            self._child("results", key, self.model_results).inc(count)
+            if errors:
+                self._child("errors", key, self.model_errors).inc(errors)
+
+    def on_group(self, records: int, seconds: float) -> None:
+        """One engine call scored ``records`` records in ``seconds``."""
+        self.group_records.observe(records)
+        self.group_seconds.observe(seconds)
+
+    def on_write(self, documents: int, seconds: float) -> None:
+        """The writer committed ``documents`` in ``seconds``."""
+        self.stored.inc(documents)
+        self.write_seconds.observe(seconds)
+
+    def on_write_failure(self) -> None:
+        """The writer gave up on a batch."""
+        self.write_failures.inc()
+
+    def _child(self, kind: str, label: str, metric: Any) -> Any:
+        key = (kind, label)
+        child = self._children.get(key)
+        if child is None:
+            with self._lock:
+                child = self._children.get(key)
+                if child is None:
+                    child = self._children[key] = metric.labels(label)
+        return child
+
+    # -- exposition ----------------------------------------------------------------------------------------------
+
+    def render(self, *, queue_depth: int, generation: int, stuck: dict[str, int]) -> tuple[bytes, str]:
+        """The text exposition (and its content type), with the gauges brought up to date first."""
+        self.queue_depth.set(queue_depth)
+        self.generation.set(generation)
+        for model in self._stuck_seen | set(stuck):
+            self.stuck_calls.labels(model).set(stuck.get(model, 0))
+        self._stuck_seen |= set(stuck)
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)
+            return generate_latest(combined), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

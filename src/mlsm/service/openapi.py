@@ -1,0 +1,164 @@
+"""The OpenAPI document's model-specific part: the record schema from the live set's fields, and the result.
+
+FastAPI describes the routes; :func:`add_model_schemas` adds what only the model set knows: every input field
+(type, bounds, choices, which models read it and whether they require it), the shape of ``POST /v1/score``'s
+body and answers, and the bearer scheme when an API key is configured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..fields import MISSING, as_field
+from .modelset import ModelSet
+
+__all__ = ["add_model_schemas", "field_schema"]
+
+_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+def field_schema(spec: Any) -> dict[str, Any]:
+    """JSON Schema of one field as a JSON value may carry it (missing/null allowed where the field is optional)."""
+    f = as_field(spec)
+    kind = _TYPES.get(f.type, "object")
+    schema: dict[str, Any] = {"type": [kind, "null"] if f.optional else kind}
+    if f.type is int:  # "12" and 12.0 convert too, as values from files do
+        schema["description"] = "an integer (numeric strings and whole floats convert)"
+    if f.ge is not None:
+        schema["minimum"] = f.ge
+    if f.le is not None:
+        schema["maximum"] = f.le
+    if f.choices is not None:
+        schema["enum"] = [*f.choices, None] if f.optional else list(f.choices)
+    if f.default is not MISSING:
+        schema["default"] = f.default
+    return schema
+
+
+def add_model_schemas(document: dict[str, Any], model_set: ModelSet, *, id_field: str, api_key: bool) -> None:
+    """Add the live set's record and result schemas to ``document`` (an OpenAPI dict from FastAPI), in place."""
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Record"] = _record_schema(model_set, id_field)
+    schemas["Records"] = {
+        "type": "object",
+        "required": ["records"],
+        "properties": {"records": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Record"}}},
+        "additionalProperties": False,
+    }
+    schemas["ResultDocument"] = _document_schema(model_set, id_field)
+    schemas["Results"] = {
+        "type": "object",
+        "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/ResultDocument"}}},
+    }
+    schemas["Error"] = {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}, "request_id": {"type": "string"}},
+    }
+    document["info"]["x-mlsm-model-set"] = {
+        "generation": model_set.generation,
+        "source_hash": model_set.source_hash,
+        "models": [model.key for model in model_set.engine.all_models],
+    }
+    operation = document["paths"]["/v1/score"]["post"]
+    operation["description"] = (
+        'Send one flat record (the id field included) or {"records": [...]}. Every model reads its own fields; '
+        "a missing or invalid field gives `_error` in the slots of the models that need it, and the others answer. "
+        "The response comes once the results are stored."
+    )
+    operation["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [{"$ref": "#/components/schemas/Record"}, {"$ref": "#/components/schemas/Records"}]}
+            }
+        },
+    }
+    ok = {"oneOf": [{"$ref": "#/components/schemas/ResultDocument"}, {"$ref": "#/components/schemas/Results"}]}
+    operation["responses"] = {
+        "200": {
+            "description": "The stored result document(s), in order",
+            "content": {"application/json": {"schema": ok}},
+        },
+        "400": _error_response("Malformed JSON"),
+        "413": _error_response("Body over the size limit"),
+        "422": _error_response('Not a record or {"records": [...]}, or a record without the id'),
+        "503": _error_response("Results could not be stored (queue full or store unavailable); retry later"),
+    }
+    if api_key:
+        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        for path, methods in document["paths"].items():
+            for method in methods.values():
+                if path.startswith("/v1/"):
+                    method["security"] = [{"bearer": []}]
+                    method.setdefault("responses", {})["401"] = _error_response("Missing or invalid API key")
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _record_schema(model_set: ModelSet, id_field: str) -> dict[str, Any]:
+    readers: dict[str, list[tuple[str, Any]]] = {}
+    for model in model_set.engine.all_models:
+        for name, spec in model.fields.items():
+            readers.setdefault(name, []).append((model.key, spec))
+    properties: dict[str, Any] = {
+        id_field: {"type": ["string", "integer"], "description": "Identifies the record; stored as text."}
+    }
+    for name, used in readers.items():
+        if name == id_field:
+            continue
+        variants = []
+        for _, spec in used:
+            schema = field_schema(spec)
+            if schema not in variants:
+                variants.append(schema)
+        prop: dict[str, Any] = dict(variants[0]) if len(variants) == 1 else {"anyOf": variants}
+        read_by = ", ".join(f"{key} ({'required' if as_field(spec).required else 'optional'})" for key, spec in used)
+        note = str(prop.pop("description", ""))
+        prop["description"] = f"Read by {read_by}." + (f" {note[0].upper()}{note[1:]}." if note else "")
+        prop["x-mlsm-models"] = [key for key, _ in used]
+        properties[name] = prop
+    return {
+        "type": "object",
+        "required": [id_field],
+        "properties": properties,
+        "additionalProperties": True,
+        "description": "One flat record: the id field and the input fields of the models (others are ignored).",
+    }
+
+
+def _document_schema(model_set: ModelSet, id_field: str) -> dict[str, Any]:
+    slot = {
+        "type": "object",
+        "description": "The model's output plus `_status`; or `_error` (one line) and `_errors` (field, problem).",
+        "properties": {
+            "_status": {"type": "string", "enum": ["draft", "active"]},
+            "_error": {"type": "string"},
+            "_errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": ["string", "null"]}, "problem": {"type": "string"}},
+                },
+            },
+        },
+        "additionalProperties": True,
+    }
+    by_name: dict[str, dict[str, Any]] = {}
+    for model in model_set.engine.all_models:
+        by_name.setdefault(model.name, {"type": "object", "properties": {}})["properties"][str(model.version)] = slot
+    return {
+        "type": "object",
+        "properties": {
+            id_field: {"type": "string"},
+            "_current": {"type": "integer", "description": "0 for the id's newest document"},
+            "_timestamp": {"type": "integer", "description": "Unix seconds"},
+            "_run": {"type": "string", "description": "The service run that stored it"},
+            "results": {"type": "object", "properties": by_name},
+        },
+    }

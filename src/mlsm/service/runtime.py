@@ -1,0 +1,229 @@
+"""The running service, apart from HTTP: live models, grouping, the writer, the store, its run, metrics.
+
+:meth:`ServiceRuntime.open` does everything that can fail at setup (import and preflight the models, open the
+store, register the service's run) before anything listens, so ``mlsm serve`` can exit 2 with one line.
+:meth:`start` and :meth:`stop` are the ASGI lifespan: ``stop`` runs after the server has stopped accepting and
+its in-flight requests have answered, drains the writer, and marks the run completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from .. import __version__
+from ..documents import Batch, make_document
+from ..runner import new_run_id
+from ..stores.base import RunRecord, Store, open_store
+from .batcher import Batcher
+from .logs import EventLog
+from .metrics import ServiceMetrics
+from .modelset import LiveModels, ModelSet, load_model_set_within
+from .settings import ServiceSettings
+from .writer import ResultWriter
+
+__all__ = ["ServiceRuntime", "new_service_run_id"]
+
+
+def new_service_run_id() -> str:
+    """A run id that says it is the service's, e.g. ``serve-20261126-040512-3f2a``."""
+    return "serve-" + new_run_id()
+
+
+class ServiceRuntime:
+    """One service process's parts and their lifecycle; the HTTP app (:mod:`mlsm.service.app`) calls into it."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        first: ModelSet,
+        store: Store,
+        run: RunRecord,
+        owns_run: bool,
+        metrics: ServiceMetrics,
+        log: EventLog,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.run = run
+        self.owns_run = owns_run
+        self.metrics = metrics
+        self.log = log
+        self.live = LiveModels(
+            first, timeout=settings.model_timeout, on_call=metrics.on_model_call, reload_timeout=settings.reload_timeout
+        )
+        self.batcher = Batcher(
+            max_size=settings.batch_max_size,
+            max_wait_ms=settings.batch_max_wait_ms,
+            threads=settings.scoring_threads,
+            on_group=metrics.on_group,
+        )
+        self.writer = ResultWriter(
+            store,
+            run=run,
+            owns_run=owns_run,
+            capacity=settings.queue_size,
+            wait_ms=settings.queue_wait_ms,
+            max_batch=settings.write_batch,
+            retry_seconds=settings.store_retry,
+            on_write=metrics.on_write,
+            on_failure=metrics.on_write_failure,
+        )
+        self.stopping = False
+        self.started = False
+        self.on_reloaded: list[Any] = []  # callables told (previous, new) after a successful reload
+
+    @classmethod
+    def open(
+        cls,
+        settings: ServiceSettings,
+        *,
+        log: EventLog | None = None,
+        run_id: str | None = None,
+        owns_run: bool = True,
+    ) -> ServiceRuntime:
+        """Load and preflight the models, open the store and register the run (unless ``owns_run`` is False:
+        a worker of several writes under its supervisor's run ``run_id``). Raises ``MlsmError`` on setup problems.
+        """
+        settings.check()
+        log = log if log is not None else EventLog(access=settings.access_log)
+        metrics = ServiceMetrics()
+        first = load_model_set_within(
+            settings.reload_timeout,
+            settings.models,
+            generation=1,
+            trigger="startup",
+            timeout=settings.model_timeout,
+            on_call=metrics.on_model_call,
+        )
+        store = open_store(settings.store)
+        try:
+            run_id = run_id or settings.run_id or new_service_run_id()
+            if owns_run:
+                run = RunRecord.new(run_id, service_run_info(settings, first, store))
+                store.start_run(run)
+            else:
+                run = store.get_run(run_id) or RunRecord.new(run_id, {})
+        except BaseException:
+            store.close()
+            first.close()
+            raise
+        return cls(settings, first=first, store=store, run=run, owns_run=owns_run, metrics=metrics, log=log)
+
+    # -- lifespan ----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the writer (the ASGI lifespan's startup)."""
+        await self.writer.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Write everything queued, mark the run completed and close the store (the lifespan's shutdown)."""
+        self.stopping = True
+        await self.writer.close()
+        self.batcher.close()
+        if self.owns_run:
+            self.run.status = "completed"
+            self.run.ended = time.time()
+            try:
+                self.store.save_run(self.run)
+            except Exception as exc:
+                self.log.event("run_not_saved", "error", run=self.run.id, error=str(exc))
+        self.store.close()
+        self.live.current.close()
+        self.log.event("stopped", run=self.run.id, stored=self.run.rows if self.owns_run else None)
+
+    # -- scoring -----------------------------------------------------------------------------------------------
+
+    async def score(self, records: list[dict[str, Any]], ids: list[str]) -> Batch:
+        """Score ``records`` on the live set, store them, and return their documents once committed.
+
+        Raises ``ResultNotStored`` (``QueueFull``) when the results could not be stored.
+        """
+        model_set = self.live.current  # held until this request answers, whatever reloads meanwhile
+        results = await self.batcher.score(model_set, records)
+        self.metrics.count_results(results)
+        now = int(time.time())
+        id_field, run_id = self.settings.id_field, self.run.id
+        documents = [make_document(id_field, i, r, run=run_id, timestamp=now) for i, r in zip(ids, results)]
+        batch = Batch(id_field, ids, documents, run=run_id)
+        batch.json()
+        await self.writer.submit(batch)
+        return batch
+
+    async def reload(self, trigger: str) -> tuple[ModelSet, ModelSet]:
+        """Reload the models (see :class:`LiveModels`), count and log the outcome, and record the new set in the
+        run. Raises ``ReloadError`` when the reload was refused.
+        """
+        from ..errors import ReloadError
+
+        started = time.perf_counter()
+        try:
+            previous, fresh = await self.live.reload(trigger)
+        except ReloadError as exc:
+            self.metrics.reloads.labels("refused").inc()
+            live = self.live.current
+            self.log.event(
+                "reload_refused", "error", trigger=trigger, live=live.generation, reasons=exc.reasons, message=str(exc)
+            )
+            raise
+        self.metrics.reloads.labels("ok").inc()
+        self.log.event(
+            "reloaded",
+            trigger=trigger,
+            generation=fresh.generation,
+            source_hash=fresh.source_hash,
+            models=[m.key for m in fresh.engine.all_models],
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        if self.owns_run:
+            sets = [*self.run.info.get("sets", []), set_info(fresh)]
+            self.run.info = {**self.run.info, "sets": sets}  # replaced whole: the writer thread may be encoding it
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.store.save_run, self.run)
+            except Exception as exc:
+                self.log.event("run_not_saved", "error", run=self.run.id, error=str(exc))
+        for callback in self.on_reloaded:
+            callback(previous, fresh)
+        return previous, fresh
+
+    async def store_ready(self, timeout: float = 2.0) -> str | None:
+        """None when the store answers a read within ``timeout`` seconds, else why not."""
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(None, self.store.get_run, self.run.id), timeout)
+        except TimeoutError:
+            return f"store did not answer within {timeout:g} s"
+        except Exception as exc:
+            return f"store unavailable: {exc}"
+        return None
+
+
+def set_info(model_set: ModelSet) -> dict[str, Any]:
+    """A model set as the service's run record keeps it."""
+    return {
+        "generation": model_set.generation,
+        "source_hash": model_set.source_hash,
+        "models": [model.key for model in model_set.engine.all_models],
+        "loaded_at": model_set.loaded_at,
+        "trigger": model_set.trigger,
+    }
+
+
+def service_run_info(settings: ServiceSettings, first: ModelSet, store: Store) -> dict[str, Any]:
+    """What the service's run record says about it: kind, source, store, id field, models, settings."""
+    return {
+        "kind": "service",
+        "mlsm": __version__,
+        "source": settings.models,
+        "store": store.url,
+        "id_field": settings.id_field,
+        "models": [model.key for model in first.engine.all_models],
+        "source_hash": first.source_hash,
+        "pid": os.getpid(),
+        "settings": settings.public(),
+        "sets": [set_info(first)],
+    }

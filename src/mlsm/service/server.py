@@ -1,0 +1,288 @@
+"""Running the service: the socket, uvicorn, signals, and with ``--workers N`` a supervisor of N processes.
+
+One process (the default): setup (bind, import and preflight the models, open the store, register the run) and
+then uvicorn. SIGTERM or SIGINT: uvicorn stops accepting, lets in-flight requests answer (up to
+``shutdown_timeout``), then the lifespan drains the writer and marks the run completed; exit status 0. SIGHUP:
+reload the models safely (see :mod:`mlsm.service.modelset`).
+
+Several processes: the supervisor does the same setup once (so a broken model file or store exits 2 before any
+worker starts), then starts N workers that share the listening socket, each with its own models, grouping and
+writer, all writing under the supervisor's run. SIGTERM/SIGINT go to every worker, which drain as above; SIGHUP is
+forwarded to every worker. ``POST /v1/admin/reload`` reaches one worker: when its reload succeeds it tells the
+supervisor, which sends SIGHUP to the others. A worker that dies is restarted (with a growing delay while it keeps
+failing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from typing import Any
+
+from ..errors import MlsmError, ServiceError
+from .logs import EventLog
+from .settings import ServiceSettings
+
+__all__ = ["bind_socket", "serve"]
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free port); ``ServiceError`` when that fails."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServiceError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: ServiceSettings, *, key_source: str | None = None, log: EventLog | None = None) -> int:
+    """Run ``mlsm serve`` until SIGTERM/SIGINT; returns the exit status. Setup problems raise ``MlsmError``."""
+    settings.check()
+    log = log if log is not None else EventLog(access=settings.access_log)
+    sock = bind_socket(settings.bind_host, settings.port)
+    try:
+        if settings.workers > 1:
+            return _supervise(settings, sock, key_source, log)
+        return _serve_one(settings, sock, key_source, log)
+    finally:
+        sock.close()
+
+
+def _announce(
+    settings: ServiceSettings, sock: socket.socket, key_source: str | None, log: EventLog, **extra: Any
+) -> None:
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    if settings.api_key is None:
+        if settings.host is None:
+            auth = (
+                f"no API key configured (MLSM_API_KEY or --api-key-file): listening on loopback {host} only; "
+                "give --host to listen elsewhere"
+            )
+        elif settings.loopback_only:
+            auth = f"no API key configured: listening on loopback {host} only"
+        else:
+            auth = f"WARNING: no API key configured and --host {settings.host}: anyone who can reach {url} can score"
+    else:
+        auth = f"API key from {key_source or 'settings'}: /v1/... needs 'Authorization: Bearer <key>'"
+    log.event(
+        "listening",
+        message=f"mlsm serve: {settings.models} on {url}; {auth}",
+        url=url,
+        host=host,
+        port=port,
+        auth=bool(settings.api_key),
+        workers=settings.workers,
+        pid=os.getpid(),
+        **extra,
+    )
+
+
+def _quiet_exit_signals() -> None:
+    # uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done; with these no-op handlers that re-raise
+    # ends nothing, so the process exits 0 after the drain instead of dying of the signal
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+
+
+def _uvicorn_server(app: Any, settings: ServiceSettings) -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,  # the service logs each request itself, as JSON with its request id
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout) or 1,
+    )
+    return uvicorn.Server(config)
+
+
+def _freeze_heap(runtime: Any) -> None:
+    """Move everything loaded so far (modules, models, pipelines) out of the garbage collector's sight.
+
+    A full collection scans every tracked object: with scikit-learn and pandas loaded that is ~80 ms with the GIL
+    held, the service's worst latency. ``gc.freeze()`` exempts the startup heap (reference counting still frees
+    what it can). After a reload, once the previous set's in-flight requests are done, the heap is collected and
+    frozen again so that the replaced set is freed.
+    """
+    gc.collect()
+    gc.freeze()
+
+    def refreeze() -> None:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+    def after_reload(previous: Any, fresh: Any) -> None:
+        delay = max(10.0, 2 * runtime.settings.model_timeout)
+        asyncio.get_running_loop().call_later(delay, refreeze)
+
+    runtime.on_reloaded.append(after_reload)
+
+
+def _serve_one(settings: ServiceSettings, sock: socket.socket, key_source: str | None, log: EventLog) -> int:
+    from .app import create_app
+    from .runtime import ServiceRuntime
+
+    runtime = ServiceRuntime.open(settings, log=log)
+    _freeze_heap(runtime)
+    app = create_app(runtime, handle_sighup=True)
+    server = _uvicorn_server(app, settings)
+    _quiet_exit_signals()
+    _announce(settings, sock, key_source, log, run=runtime.run.id, generation=1, store=runtime.store.url)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+# -- several worker processes --------------------------------------------------------------------------------------
+
+
+def _worker_main(settings: ServiceSettings, run_id: str, sock: socket.socket, events: Any, index: int) -> None:
+    """A worker process: its own runtime under the supervisor's run, serving the shared socket."""
+    from .app import create_app
+    from .runtime import ServiceRuntime
+
+    log = EventLog(access=settings.access_log)
+    try:
+        runtime = ServiceRuntime.open(settings, log=log, run_id=run_id, owns_run=False)
+    except MlsmError as exc:
+        log.event("worker_setup_failed", "error", worker=index, pid=os.getpid(), message=str(exc))
+        sys.exit(2)
+
+    def reloaded(previous: Any, fresh: Any) -> None:
+        if fresh.trigger == "api":  # the supervisor has the other workers reload too
+            events.put(("reloaded", os.getpid()))
+
+    runtime.on_reloaded.append(reloaded)
+    _freeze_heap(runtime)
+    server = _uvicorn_server(create_app(runtime, handle_sighup=True), settings)
+    _quiet_exit_signals()
+    log.event("worker_started", worker=index, pid=os.getpid())
+    server.run(sockets=[sock])
+    sys.exit(0 if server.started else 1)
+
+
+def _supervise(settings: ServiceSettings, sock: socket.socket, key_source: str | None, log: EventLog) -> int:
+    import multiprocessing
+    import queue
+
+    from ..stores.base import RunRecord, open_store
+    from .modelset import load_model_set_within
+    from .runtime import new_service_run_id, service_run_info
+
+    first = load_model_set_within(
+        settings.reload_timeout, settings.models, generation=1, trigger="startup", timeout=settings.model_timeout
+    )
+    store = open_store(settings.store)
+    try:
+        run = RunRecord.new(settings.run_id or new_service_run_id(), service_run_info(settings, first, store))
+        store.start_run(run)
+    finally:
+        store.close()
+    first.close()
+
+    metrics_dir = tempfile.mkdtemp(prefix="mlsm-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers: one set of metrics for all
+    context = multiprocessing.get_context("spawn")
+    events: Any = context.Queue()
+    stopping: list[int] = []
+    hangups: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGHUP, lambda signum, frame: hangups.append(signum))
+
+    def start(index: int) -> Any:
+        process = context.Process(
+            target=_worker_main, args=(settings, run.id, sock, events, index), name=f"mlsm-worker-{index}"
+        )
+        process.start()
+        return process
+
+    workers = {index: start(index) for index in range(settings.workers)}
+    failures = dict.fromkeys(workers, 0)
+    restart_at: dict[int, float] = {}
+    _announce(settings, sock, key_source, log, run=run.id, store=settings.store)
+    try:
+        while not stopping:
+            try:
+                kind, sender = events.get(timeout=0.2)
+            except queue.Empty:
+                pass
+            else:
+                if kind == "reloaded":
+                    _signal_workers(workers, signal.SIGHUP, skip=sender)
+            if hangups:
+                hangups.clear()
+                log.event("reload_requested", trigger="SIGHUP", workers=len(workers))
+                _signal_workers(workers, signal.SIGHUP)
+            for index, process in list(workers.items()):
+                if process.is_alive() or stopping:
+                    continue
+                if index not in restart_at:
+                    failures[index] += 1
+                    delay = min(60.0, 0.5 * 2 ** (failures[index] - 1))
+                    restart_at[index] = time.monotonic() + delay
+                    log.event(
+                        "worker_died",
+                        "error",
+                        worker=index,
+                        pid=process.pid,
+                        exitcode=process.exitcode,
+                        restart_in=delay,
+                    )
+                    _mark_dead(process.pid)
+                elif time.monotonic() >= restart_at[index]:
+                    del restart_at[index]
+                    workers[index] = start(index)
+    finally:
+        log.event("stopping", workers=len(workers))
+        _signal_workers(workers, signal.SIGTERM)
+        deadline = time.monotonic() + settings.shutdown_timeout + 30
+        for process in workers.values():
+            process.join(max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                log.event("worker_killed", "error", pid=process.pid, message="did not stop in time")
+                process.kill()
+                process.join()
+        with contextlib.suppress(MlsmError), open_store(settings.store) as store:
+            run.status, run.ended = "completed", time.time()
+            store.save_run(run)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        log.event("stopped", run=run.id)
+    return 0
+
+
+def _signal_workers(workers: dict[int, Any], signum: int, skip: int | None = None) -> None:
+    for process in workers.values():
+        if process.pid != skip and process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signum)
+
+
+def _mark_dead(pid: int | None) -> None:
+    if pid is None:
+        return
+    with contextlib.suppress(Exception):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

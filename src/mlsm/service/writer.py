@@ -1,0 +1,198 @@
+"""The service's background writer: result documents go to the store in batches, and a request is answered only
+once its documents are committed.
+
+Requests put their documents in a bounded queue (counted in documents, including those being written) and wait
+for the commit; the writer takes everything queued, up to ``max_batch`` documents, and writes it in one store
+transaction (group commit), so the store sees few large writes under load. When the queue is full a request waits
+up to ``wait_ms`` for room, then gets :class:`~mlsm.errors.QueueFull` (503). An unavailable store is retried for
+``retry_seconds``; after that the waiting requests get :class:`~mlsm.errors.ResultNotStored` (503). So a 200 always
+means stored. :meth:`ResultWriter.close` writes whatever is queued before it returns (SIGTERM's drain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..documents import Batch
+from ..errors import MlsmError, QueueFull, ResultNotStored, StoreUnavailable
+from ..runner import Counts
+from ..stores.base import RunRecord, Store
+
+__all__ = ["ResultWriter"]
+
+
+class ResultWriter:
+    """Writes batches of result documents to ``store`` from a bounded queue, oldest first.
+
+    With ``run`` and ``owns_run``, the run's progress (documents stored, writes, per-model ok/error counts) is
+    committed with every write, as a batch run does. ``on_write(documents, seconds)`` and ``on_failure()`` feed
+    the metrics.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        run: RunRecord,
+        owns_run: bool,
+        capacity: int,
+        wait_ms: float,
+        max_batch: int,
+        retry_seconds: float,
+        on_write: Callable[[int, float], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.run = run
+        self.owns_run = owns_run
+        self.capacity = capacity
+        self.wait = wait_ms / 1000.0
+        self.max_batch = max_batch
+        self.retry_seconds = retry_seconds
+        self._on_write = on_write
+        self._on_failure = on_failure
+        self._counts = Counts.from_dict(run.counts)
+        self._items: deque[tuple[Batch, asyncio.Future[None]]] = deque()
+        self._queued = 0  # documents accepted and not yet committed (waiting or being written)
+        self._cond: asyncio.Condition | None = None
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        # one thread: the store sees one write at a time, in queue order
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mlsm-writer")
+
+    @property
+    def depth(self) -> int:
+        """Documents accepted and not yet committed."""
+        return self._queued
+
+    async def start(self) -> None:
+        """Start the writer task on the running loop."""
+        self._cond = asyncio.Condition()
+        self._task = asyncio.create_task(self._run(), name="mlsm-writer")
+
+    async def submit(self, batch: Batch) -> None:
+        """Queue ``batch`` and return once it is committed; ``QueueFull`` or ``ResultNotStored`` otherwise."""
+        cond = self._cond
+        if cond is None or self._closing:
+            raise ResultNotStored("the service is shutting down: result not stored")
+        size = len(batch)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        async with cond:
+            # a batch larger than the whole queue still goes in alone, when the queue is empty
+            def room() -> bool:
+                return self._queued == 0 or self._queued + size <= self.capacity
+
+            if not room():
+                try:
+                    await asyncio.wait_for(cond.wait_for(room), self.wait)
+                except TimeoutError:
+                    raise QueueFull(
+                        f"result queue full ({self._queued} of {self.capacity} documents waiting for the store "
+                        f"after {self.wait * 1000:g} ms): result not stored, retry later"
+                    ) from None
+            self._items.append((batch, future))
+            self._queued += size
+            cond.notify_all()
+        await future
+
+    async def close(self) -> None:
+        """Write everything queued, then stop (requests submitted from now on get ``ResultNotStored``)."""
+        self._closing = True
+        if self._cond is not None:
+            async with self._cond:
+                self._cond.notify_all()
+        if self._task is not None:
+            await self._task
+        self._thread.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        cond = self._cond
+        assert cond is not None
+        while True:
+            async with cond:
+                await cond.wait_for(lambda: bool(self._items) or self._closing)
+                if not self._items:
+                    return
+                taken = [self._items.popleft()]
+                size = len(taken[0][0])
+                while self._items and size + len(self._items[0][0]) <= self.max_batch:
+                    item = self._items.popleft()
+                    taken.append(item)
+                    size += len(item[0])
+            batch = Batch.merge([b for b, _ in taken])
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if self._on_failure is not None:
+                    self._on_failure()
+                failure = exc if isinstance(exc, ResultNotStored) else ResultNotStored(f"result not stored: {exc}")
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(failure)
+            else:
+                for _, future in taken:
+                    if not future.done():
+                        future.set_result(None)
+            async with cond:
+                self._queued -= size
+                cond.notify_all()
+
+    async def _write(self, batch: Batch) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        while True:
+            started = time.perf_counter()
+            try:
+                await loop.run_in_executor(self._thread, self._write_now, batch)
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise ResultNotStored(
+                        f"store unavailable for {self.retry_seconds:g} s, result not stored: {exc}"
+                    ) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            except MlsmError as exc:
+                raise ResultNotStored(f"the store refused the result: {exc}") from exc
+            if self._on_write is not None:
+                self._on_write(len(batch), time.perf_counter() - started)
+            return
+
+    def _write_now(self, batch: Batch) -> None:
+        if not self.owns_run:
+            self.store.write(batch)
+            return
+        run = self.run
+        before = (run.rows, run.chunks, run.counts)
+        counts = Counts.from_dict(self._counts.to_dict())
+        _tally(counts, batch.documents)
+        run.rows += len(batch)
+        run.chunks += 1
+        run.counts = counts.to_dict()
+        try:
+            self.store.write(batch, run)
+        except BaseException:
+            run.rows, run.chunks, run.counts = before
+            raise
+        self._counts = counts
+
+
+def _tally(counts: Counts, documents: list[dict[str, Any]]) -> None:
+    """Add ``documents`` to ``counts``: records read and scored, ok and error slots per ``name@version``."""
+    counts.read += len(documents)
+    counts.scored += len(documents)
+    models = counts.models
+    for document in documents:
+        for name, versions in document["results"].items():
+            for version, slot in versions.items():
+                tally = models.get(f"{name}@{version}")
+                if tally is None:
+                    tally = models[f"{name}@{version}"] = [0, 0]
+                tally[1 if "_error" in slot else 0] += 1

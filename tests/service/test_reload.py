@@ -1,0 +1,162 @@
+"""Hot reload in-process: a new set swaps in only when it imports, plans and passes every preflight."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlsm.service.settings import ServiceSettings
+
+from .conftest import MODELS, in_process
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_good_reload_swaps_the_whole_set_and_models_shows_it(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
+) -> None:
+    async with in_process(settings()) as service:
+        before = (await service.client.get("/v1/models")).json()["live"]
+        model_file(MODELS.replace('VERSION = "1"', 'VERSION = "2"'))
+        response = await service.client.post("/v1/admin/reload")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["previous"] == {"generation": 1, "source_hash": before["source_hash"]}
+        assert body["live"]["generation"] == 2 and body["live"]["trigger"] == "api"
+        assert body["live"]["source_hash"] != before["source_hash"]
+        models = (await service.client.get("/v1/models")).json()
+        assert models["live"]["generation"] == 2
+        assert [m["key"] for m in models["live"]["models"]] == ["adder@2", "doubler@2", "summary@1"]
+        assert models["last_reload"]["ok"] is True
+        scored = (await service.client.post("/v1/score", json={"id": 1, "a": 1, "b": 2})).json()
+        assert scored["results"]["adder"] == {"2": {"c": 3, "_status": "active"}}
+        document = (await service.client.get("/openapi.json")).json()
+        assert document["info"]["x-mlsm-model-set"]["models"][0] == "adder@2"
+        run = service.runtime.store.get_run(service.runtime.run.id)
+        assert run is not None and [s["generation"] for s in run.info["sets"]] == [1, 2]
+        assert "mlsm_model_set_generation 2.0" in (await service.client.get("/metrics")).text
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("def broken(:\n", "cannot load models from"),
+        ("import nonexistent_module_xyz\n", "ModuleNotFoundError: No module named 'nonexistent_module_xyz'"),
+        (
+            textwrap.dedent(MODELS) + "\nduplicate = Model('adder', {'a': int}, VERSION, add)\n",
+            "duplicate model 'adder@1' in one run",
+        ),
+        (
+            MODELS.replace('return {"d": data["a"] * 2}', 'return {"d": 10 / (data["a"] - 1)}'),
+            "doubler@1: preflight failed on 1 of ",
+        ),
+    ],
+    ids=["syntax-error", "import-error", "bad-model-set", "preflight-failure"],
+)
+async def test_a_bad_reload_is_refused_with_reasons_and_the_old_set_keeps_serving(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], source: str, reason: str
+) -> None:
+    async with in_process(settings()) as service:
+        model_file(source)
+        response = await service.client.post("/v1/admin/reload")
+        assert response.status_code == 409
+        body = response.json()
+        assert body["detail"].startswith("reload refused: ") and body["detail"].endswith("generation 1 keeps serving")
+        assert any(reason in line for line in body["reasons"]), body["reasons"]
+        assert body["live"]["generation"] == 1
+        scored = await service.client.post("/v1/score", json={"id": 1, "a": 1, "b": 2})
+        assert scored.json()["results"]["adder"]["1"]["c"] == 3
+        models = (await service.client.get("/v1/models")).json()
+        assert models["live"]["generation"] == 1 and models["last_reload"]["ok"] is False
+        assert service.events("reload_refused")[0]["reasons"] == body["reasons"]
+        assert 'mlsm_reloads_total{outcome="refused"} 1.0' in (await service.client.get("/metrics")).text
+
+
+async def test_in_flight_requests_finish_on_the_set_they_started_with(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
+) -> None:
+    slow = """
+        import threading
+        from mlsm import Model
+
+        VERSION = "1"
+        GATE = threading.Event()
+
+        def score(data, results):
+            if data["a"] == 99:
+                GATE.wait(10)
+            return {"version": VERSION}
+
+        MODELS = [Model("m", {"a": int}, VERSION, score)]
+    """
+    async with in_process(settings(models=str(model_file(slow)))) as service:
+        old = service.runtime.live.current
+        in_flight = asyncio.create_task(service.client.post("/v1/score", json={"id": "slow", "a": 99}))
+        await asyncio.sleep(0.2)
+        model_file(slow.replace('VERSION = "1"', 'VERSION = "2"'))
+        reloaded = await service.client.post("/v1/admin/reload")
+        assert reloaded.status_code == 200
+        fresh = (await service.client.post("/v1/score", json={"id": "new", "a": 1})).json()
+        assert fresh["results"]["m"] == {"2": {"version": "2", "_status": "draft"}}
+        assert not in_flight.done()
+        old.module.GATE.set()  # type: ignore[union-attr]
+        finished = (await in_flight).json()
+        assert finished["results"]["m"] == {"1": {"version": "1", "_status": "draft"}}
+
+
+async def test_helper_modules_beside_the_model_file_are_imported_afresh(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    helper = tmp_path / "weights.py"
+    helper.write_text("WEIGHT = 1\n")
+    path = model_file(
+        """
+        from weights import WEIGHT
+        from mlsm import Model
+
+        MODELS = [Model("m", {"a": int}, "1", lambda data, results: {"s": data["a"] * WEIGHT})]
+        """
+    )
+    async with in_process(settings(models=str(path))) as service:
+        first = (await service.client.post("/v1/score", json={"id": 1, "a": 5})).json()
+        assert first["results"]["m"]["1"]["s"] == 5
+        hash_before = service.runtime.live.current.source_hash
+        helper.write_text("WEIGHT = 3\n")
+        assert (await service.client.post("/v1/admin/reload")).status_code == 200
+        second = (await service.client.post("/v1/score", json={"id": 1, "a": 5})).json()
+        assert second["results"]["m"]["1"]["s"] == 15
+        assert service.runtime.live.current.source_hash != hash_before  # the helper is part of the source hash
+
+
+async def test_a_reload_that_hangs_is_refused_after_the_reload_timeout(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    flag = tmp_path / "release"
+    async with in_process(settings(reload_timeout=0.5)) as service:
+        model_file(
+            f"""
+            import os, time
+            from mlsm import Model
+
+            def hang(data, results):
+                deadline = time.monotonic() + 10
+                while not os.path.exists({str(flag)!r}) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                return {{}}
+
+            MODELS = [Model("hang", {{"a": int}}, "1", hang)]
+            """
+        )
+        try:
+            response = await service.client.post("/v1/admin/reload")
+            assert response.status_code == 409
+            assert response.json()["reasons"] == [
+                "loading the models did not finish within 0.5 s (an import or a preflight hangs)"
+            ]
+            assert (await service.client.get("/v1/models")).json()["live"]["generation"] == 1
+        finally:
+            flag.touch()

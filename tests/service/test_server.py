@@ -1,0 +1,250 @@
+"""Real ``mlsm serve`` processes on a free loopback port: signals, drain, a full queue, reload, auth, workers."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mlsm.stores import open_store
+
+from ..conftest import run_mlsm
+from .conftest import MODELS, Server, wait_until
+
+pytestmark = pytest.mark.slow
+
+SLOW_MODELS = """
+    import time
+    from mlsm import Model
+
+    def slow(data, results):
+        time.sleep(0.03)
+        return {"a": data["a"]}
+
+    MODELS = [Model("slow", {"a": int}, "1", slow, status="active")]
+"""
+
+
+def write(path: Path, source: str) -> Path:
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def test_sigterm_drains_in_flight_requests_and_every_200_is_stored(
+    tmp_path: Path, serve: Callable[..., Server]
+) -> None:
+    models = write(tmp_path / "models.py", SLOW_MODELS)
+    server = serve(models, "--id-field", "id", "--store", "sqlite:///results.db")
+    signalled = threading.Event()
+    signalled_at: list[float] = []
+    outcomes: list[tuple[str, int | None, float, Any]] = []
+
+    def client(worker: int) -> None:
+        with server.client() as http:
+            for i in range(40):
+                key = f"w{worker}-{i}"
+                try:
+                    response = http.post("/v1/score", json={"id": key, "a": i})
+                except httpx.TransportError as exc:
+                    outcomes.append((key, None, time.monotonic(), repr(exc)))
+                    return  # the server stopped accepting: this client is done
+                outcomes.append((key, response.status_code, time.monotonic(), response.json()))
+                if len(outcomes) >= 30 and not signalled.is_set():
+                    signalled.set()
+                    signalled_at.append(time.monotonic())
+                    server.signal(signal.SIGTERM)
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(client, range(12)))
+    assert server.wait(60) == 0
+    ok = {key: body for key, status, _, body in outcomes if status == 200}
+    answered_after_signal = [key for key, status, at, _ in outcomes if status == 200 and at > signalled_at[0]]
+    assert answered_after_signal, "no request was in flight when SIGTERM arrived: the test proves nothing"
+    assert all(status in (200, None) for _, status, _, _ in outcomes), outcomes
+    with open_store(f"sqlite:///{tmp_path / 'results.db'}") as store:
+        for key, body in ok.items():
+            assert store.current(key) == body, key
+        run = store.get_run(body["_run"])
+        assert run is not None and run.status == "completed"
+        assert run.rows == len(ok)  # stored exactly what was acknowledged
+    assert server.events("stopped")[0]["stored"] == len(ok)
+
+
+def test_a_full_queue_answers_503_and_queued_results_are_stored_once_the_store_frees_up(
+    tmp_path: Path, serve: Callable[..., Server], model_file: Callable[[str], Path]
+) -> None:
+    models = model_file(MODELS)
+    db = tmp_path / "results.db"
+    server = serve(
+        models, "--id-field", "id", "--store", f"sqlite:///{db}", "--queue-size", "2", "--queue-wait-ms", "100"
+    )
+    lock = sqlite3.connect(db, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # the store is busy: the writer waits for it
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            held = [
+                pool.submit(httpx.post, server.url + "/v1/score", json={"id": f"held-{i}", "a": i, "b": 1}, timeout=60)
+                for i in range(2)
+            ]
+
+            def queued() -> bool:
+                return "mlsm_writer_queue_documents 2.0" in httpx.get(server.url + "/metrics").text
+
+            wait_until(queued, 30, "two documents in the queue")
+            refused = [httpx.post(server.url + "/v1/score", json={"id": f"late-{i}", "a": 1, "b": 1}) for i in range(3)]
+            for response in refused:
+                assert response.status_code == 503
+                assert response.json()["detail"] == (
+                    "result queue full (2 of 2 documents waiting for the store after 100 ms): "
+                    "result not stored, retry later"
+                )
+                assert response.headers["retry-after"] == "1"
+            assert not any(f.done() for f in held)
+            lock.execute("ROLLBACK")
+            answered = [f.result() for f in held]
+    finally:
+        lock.close()
+    assert [r.status_code for r in answered] == [200, 200]
+    with server.client() as http:
+        assert http.get("/v1/results/held-0").json() == answered[0].json()
+        assert http.get("/v1/results/late-0").status_code == 404
+        metrics = http.get("/metrics").text
+    assert 'mlsm_results_not_stored_total{reason="queue_full"} 3.0' in metrics
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+
+
+def test_sighup_and_the_reload_endpoint_swap_good_sets_and_refuse_bad_ones(
+    serve: Callable[..., Server], model_file: Callable[[str], Path]
+) -> None:
+    path = model_file(MODELS)
+    server = serve(path, "--id-field", "id", "--store", "sqlite:///results.db")
+    with server.client() as http:
+        model_file(MODELS.replace('VERSION = "1"', 'VERSION = "2"'))
+        server.signal(signal.SIGHUP)
+
+        def live() -> dict[str, Any]:
+            return http.get("/v1/models").json()["live"]
+
+        wait_until(lambda: live()["generation"] == 2, 30, "the SIGHUP reload")
+        assert live()["trigger"] == "SIGHUP"
+        assert http.post("/v1/score", json={"id": 1, "a": 1, "b": 1}).json()["results"]["adder"]["2"]["c"] == 2
+
+        model_file("def broken(:\n")
+        refused = http.post("/v1/admin/reload")
+        assert refused.status_code == 409
+        assert "SyntaxError" in refused.json()["reasons"][0]
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: len(server.events("reload_refused")) == 2, 30, "the refused SIGHUP reload")
+        assert server.events("reload_refused")[1]["trigger"] == "SIGHUP"
+        assert live()["generation"] == 2
+        assert http.post("/v1/score", json={"id": 2, "a": 2, "b": 1}).json()["results"]["adder"]["2"]["c"] == 3
+
+        model_file(MODELS.replace('VERSION = "1"', 'VERSION = "3"'))
+        good = http.post("/v1/admin/reload")
+        assert good.status_code == 200 and good.json()["live"]["generation"] == 3
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+
+
+def test_an_api_key_guards_the_api_of_a_real_server(
+    tmp_path: Path, serve: Callable[..., Server], model_file: Callable[[str], Path]
+) -> None:
+    path = model_file(MODELS)
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("  file-key-123\n")
+    server = serve(
+        path, "--id-field", "id", "--api-key-file", key_file, "--host", "127.0.0.1", "--store", "sqlite:///r.db"
+    )
+    listening = server.events("listening")[0]
+    assert listening["auth"] is True and "API key from --api-key-file" in listening["message"]
+    assert httpx.post(server.url + "/v1/score", json={"id": 1, "a": 1, "b": 1}).status_code == 401
+    good = {"Authorization": "Bearer file-key-123"}
+    assert httpx.post(server.url + "/v1/score", json={"id": 1, "a": 1, "b": 1}, headers=good).status_code == 200
+    assert httpx.get(server.url + "/healthz").status_code == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+
+    env_server = serve(
+        path, "--id-field", "id", "--host", "127.0.0.1", "--store", "sqlite:///r.db", env={"MLSM_API_KEY": "env-key"}
+    )
+    assert "API key from MLSM_API_KEY" in env_server.events("listening")[0]["message"]
+    assert httpx.get(env_server.url + "/v1/models", headers={"Authorization": "Bearer env-key"}).status_code == 200
+    assert httpx.get(env_server.url + "/v1/models", headers={"Authorization": "Bearer file-key-123"}).status_code == 401
+
+
+def test_without_a_key_it_listens_on_loopback_only_and_says_so(
+    serve: Callable[..., Server], model_file: Callable[[str], Path]
+) -> None:
+    server = serve(model_file(MODELS), "--id-field", "id", "--store", "sqlite:///r.db")
+    listening = server.events("listening")[0]
+    assert listening["host"] == "127.0.0.1" and listening["auth"] is False
+    assert (
+        "no API key configured (MLSM_API_KEY or --api-key-file): listening on loopback 127.0.0.1 only"
+        in (listening["message"])
+    )
+    assert httpx.get(server.url + "/v1/models").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "source", "message"),
+    [
+        (
+            ["--api-key-file", "missing.txt"],
+            MODELS,
+            "mlsm: error: cannot read --api-key-file 'missing.txt': no such file",
+        ),
+        ([], "import nope_not_here\n", "mlsm: error: cannot load models: cannot load models from 'models.py'"),
+        (
+            [],
+            MODELS.replace('return {"d": data["a"] * 2}', 'return {"d": 1 / data["a"]}'),
+            "mlsm: error: 1 of 3 models failed their preflight: doubler@1: preflight failed on 1 of",
+        ),
+        (["--store", "ftp://nowhere"], MODELS, "mlsm: error: unknown store URL 'ftp://nowhere'"),
+    ],
+    ids=["missing-key-file", "model-import-error", "preflight-failure", "bad-store"],
+)
+def test_setup_problems_exit_2_with_one_line(tmp_path: Path, args: list[str], source: str, message: str) -> None:
+    write(tmp_path / "models.py", source)
+    result = run_mlsm("serve", "models.py", "--id-field", "id", "--port", "0", *args, cwd=tmp_path, timeout=60)
+    assert result.code == 2
+    lines = [line for line in result.err.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1 and lines[0].startswith(message), result.err
+
+
+def test_several_workers_share_the_port_reload_together_and_drain_on_sigterm(
+    tmp_path: Path, serve: Callable[..., Server], model_file: Callable[[str], Path]
+) -> None:
+    path = model_file(MODELS)
+    server = serve(path, "--id-field", "id", "--store", "sqlite:///results.db", "--workers", "2")
+    answered = {}
+    for i in range(20):
+        response = httpx.post(server.url + "/v1/score", json={"id": i, "a": i, "b": 1})  # a new connection each
+        assert response.status_code == 200
+        answered[str(i)] = response.json()
+    model_file(MODELS.replace('VERSION = "1"', 'VERSION = "2"'))
+    assert httpx.post(server.url + "/v1/admin/reload").status_code == 200
+    seen: dict[int, int] = {}
+
+    def both_reloaded() -> bool:
+        body = httpx.get(server.url + "/v1/models").json()
+        seen[body["pid"]] = body["live"]["generation"]
+        return len(seen) == 2 and set(seen.values()) == {2}
+
+    wait_until(both_reloaded, 60, "both workers on generation 2")
+    server.signal(signal.SIGTERM)
+    assert server.wait(60) == 0
+    with open_store(f"sqlite:///{tmp_path / 'results.db'}") as store:
+        for key, body in answered.items():
+            assert store.current(key) == body
+        run = store.get_run(body["_run"])
+        assert run is not None and run.status == "completed" and run.info["settings"]["workers"] == 2

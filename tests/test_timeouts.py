@@ -1,0 +1,143 @@
+"""Per-model time limits and call timing, as options of the one engine (both paths)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlsm import Engine, Field, Model, ModelDefinitionError, SummaryModel
+from mlsm.fields import MISSING
+
+FIELDS = {"a": Field(int), "b": Field(int, required=False)}
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """An event hanging models wait on; set when the test ends so no thread outlives it for long."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def add(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    return {"c": data["a"] + (data["b"] or 0)}
+
+
+def summary(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    return {"errors": sorted(name for name, versions in results.items() if "_error" in versions["1"])}
+
+
+def hanging_set(release: threading.Event, *, batch: bool = False, timeout: Any = 0.2, **options: Any) -> Engine:
+    def hang(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        release.wait(30)
+        return {"late": True}
+
+    def hang_frame(frame: pd.DataFrame) -> pd.DataFrame:
+        release.wait(30)
+        return pd.DataFrame({"late": [True] * len(frame)})
+
+    needs = [{"name": "add", "version": "1"}, {"name": "hang", "version": "1"}]
+    return Engine(
+        [
+            Model("add", FIELDS, "1", add, status="active"),
+            Model("hang", FIELDS, "1", hang_frame if batch else hang, batch=batch),
+            SummaryModel("summary", needs, "1", summary),
+        ],
+        timeout=timeout,
+        **options,
+    )
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["record-model", "batch-model"])
+def test_a_hanging_model_is_cut_off_and_every_other_model_answers(release: threading.Event, batch: bool) -> None:
+    engine = hanging_set(release, batch=batch)
+    results = engine.score({"a": 1, "b": 2})
+    assert results["add"]["1"] == {"c": 3, "_status": "active"}
+    assert results["hang"]["1"]["_error"] == "timed out: no answer within 0.2 s (call abandoned)"
+    assert results["summary"]["1"] == {"errors": ["hang"], "_status": "draft"}
+
+
+def test_the_batch_path_cuts_off_a_hanging_batch_model_for_its_rows_only(release: threading.Event) -> None:
+    engine = hanging_set(release, batch=True)
+    rows = engine.score_columns({"a": [1, 2, "x"], "b": [MISSING, 5, 1]}, 3)
+    assert [row["add"]["1"].get("c") for row in rows] == [1, 7, None]
+    assert [row["hang"]["1"]["_error"][:9] for row in rows[:2]] == ["timed out", "timed out"]
+    assert rows[2]["hang"]["1"]["_error"].startswith("invalid input: field 'a'")  # never reached the model
+
+
+def test_a_model_with_too_many_stuck_calls_is_not_run_until_one_returns(release: threading.Event) -> None:
+    calls = []
+
+    def sometimes_hang(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        calls.append(data["a"])
+        if data["a"] < 0:
+            release.wait(30)
+        return {"a": data["a"]}
+
+    engine = Engine([Model("m", FIELDS, "1", sometimes_hang)], timeout=0.05)
+    for i in range(4):
+        assert engine.score({"a": -1 - i})["m"]["1"]["_error"].startswith("timed out")
+    assert engine.stuck_calls() == {"m@1": 4}
+    refused = engine.score({"a": 7})["m"]["1"]["_error"]
+    assert refused == "not run: 4 earlier calls are still running past the 0.05 s time limit"
+    assert 7 not in calls
+    release.set()  # the stuck calls return; their results are discarded and the model runs again
+    for _ in range(200):
+        if not engine.stuck_calls():
+            break
+        threading.Event().wait(0.01)
+    assert engine.stuck_calls() == {}
+    assert engine.score({"a": 7})["m"]["1"] == {"a": 7, "_status": "draft"}
+    engine.close()
+
+
+def test_failures_under_a_time_limit_read_as_without_one() -> None:
+    def broken(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        return {"r": data["a"] / 0}
+
+    plain = Engine([Model("m", FIELDS, "1", broken)]).score({"a": 1})
+    limited = Engine([Model("m", FIELDS, "1", broken)], timeout=5).score({"a": 1})
+    assert limited == plain
+    assert plain["m"]["1"]["_error"].startswith("ZeroDivisionError: division by zero (test_timeouts.py:")
+
+
+def test_both_paths_agree_with_time_limits(release: threading.Event) -> None:
+    engine = hanging_set(release, timeout={"add": 5, "summary@1": 5})  # 'hang' has no limit: never called here
+    records = [{"a": i, "b": i % 3 or None} for i in range(5)] + [{"a": "bad"}]
+    engine_fast = Engine(engine.models[:1], timeout=5)
+    columns = {"a": [r.get("a", MISSING) for r in records], "b": [r.get("b", MISSING) for r in records]}
+    assert engine_fast.score_columns(columns, len(records)) == [engine_fast.score(r) for r in records]
+    assert engine.timeouts == {"add@1": 5.0, "hang@1": None, "summary@1": 5.0}
+
+
+def test_on_call_reports_every_call_with_its_rows() -> None:
+    seen: list[tuple[str, int]] = []
+
+    def frame_model(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"n": frame["a"]})
+
+    engine = Engine(
+        [Model("add", FIELDS, "1", add), Model("frame", FIELDS, "1", frame_model, batch=True)],
+        on_call=lambda key, seconds, rows: seen.append((key, rows)) if seconds >= 0 else None,
+    )
+    engine.score({"a": 1})
+    engine.score_columns({"a": [1, 2, 3]}, 3)
+    assert seen == [("add@1", 1), ("frame@1", 1), ("add@1", 1), ("add@1", 1), ("add@1", 1), ("frame@1", 3)]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        ({"nope": 1}, "timeout given for unknown model 'nope'; valid keys are: *, add, add@1"),
+        (0, "invalid timeout 0: expected a number of seconds greater than 0"),
+        ({"add": "1"}, "invalid timeout['add'] '1': expected a number of seconds greater than 0"),
+        (True, "invalid timeout True"),
+    ],
+)
+def test_bad_time_limits_are_refused_naming_the_problem(timeout: Any, message: str) -> None:
+    with pytest.raises(ModelDefinitionError, match="^" + message.replace("[", r"\[").replace("*", r"\*")):
+        Engine([Model("add", FIELDS, "1", add)], timeout=timeout)
