@@ -83,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
         "--store-retry-seconds", type=float, default=60.0, metavar="S",
         help="keep retrying a failing store this long before stopping the run (default 60)",
     )  # fmt: skip
+    run.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N",
+        help="score in N processes (local) or N actors (ray); default 1",
+    )  # fmt: skip
+    run.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="local: this machine (in-process, or processes with --workers); ray: a Ray cluster (Ray Data)",
+    )  # fmt: skip
+    run.add_argument(
+        "--ray-address", metavar="ADDR", default=None,
+        help="the Ray cluster to join (default: start a local Ray); with --executor ray",
+    )  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.set_defaults(handler=_cmd_run)
@@ -321,7 +333,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .provenance import release_gate
     from .runner import RunOptions, format_summary, run_batch
     from .stores import open_store
+    from .workers import EngineSource
 
+    if args.ray_address and args.executor != "ray":
+        raise MlsmError("--ray-address needs --executor ray")
+    if args.executor == "ray":
+        from .cluster import require_ray
+
+        require_ray()
     model_set = load_model_set(args.models)
     settings = model_set.settings
     engine = Engine(model_set.models)
@@ -332,7 +351,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     id_field = args.id_field or settings.id_field
     if not id_field:
         raise InputError("no id field: pass --id-field NAME (or set id_field in the project's [defaults])")
-    _check_input_early(args.input, id_field)
+    if args.executor == "local":
+        _check_input_early(args.input, id_field)
     with open_store(args.store or settings.store) as store:
         options = RunOptions(
             input=args.input,
@@ -344,10 +364,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size or settings.chunk_size or DEFAULT_CHUNK_SIZE,
             retry_seconds=args.store_retry_seconds,
             progress=False if args.no_progress or args.json else None,
-            info={"source": args.models, "store": store.url, "provenance": provenance},
+            info={"source": args.models, "store": store.url, "provenance": provenance, "executor": args.executor},
             resume_command=_resume_command(args),
+            workers=args.workers,
+            engine_source=EngineSource(args.models, tuple(model.key for model in engine.all_models)),
         )
-        result = run_batch(engine, store, options, on_start=_announce if not args.json else None)
+        on_start = _announce if not args.json else None
+        if args.executor == "ray":
+            from .cluster import run_on_ray
+
+            result = run_on_ray(engine, store, options, address=args.ray_address, on_start=on_start)
+        else:
+            result = run_batch(engine, store, options, on_start=on_start)
         if args.json:
             print(json.dumps({"run": result.run.to_dict(), "elapsed": result.elapsed, "scored": result.scored_now}))
         else:
@@ -381,8 +409,16 @@ def _announce(run_id: str, resumed_at: int) -> None:
 
 def _check_input_early(path: str, id_field: str) -> None:
     """Fail on an unreadable input or unknown id field before touching the store."""
+    from pathlib import Path
+
+    from .errors import InputError
     from .readers import open_input
 
+    if Path(path).is_dir() or any(char in path for char in "*?["):
+        raise InputError(
+            f"input {path!r} names several files: the local executor reads one file per run; "
+            "use --executor ray for a directory or glob"
+        )
     open_input(path, id_field=id_field)
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .documents import Batch, make_document
 from .engine import Engine, gc_paused
@@ -22,7 +22,10 @@ from .progress import Progress
 from .readers import Chunk, open_input
 from .stores.base import RunRecord, Store
 
-__all__ = ["Counts", "RunOptions", "RunResult", "new_run_id", "run_batch"]
+if TYPE_CHECKING:
+    from .workers import EngineSource
+
+__all__ = ["Counts", "RunOptions", "RunResult", "ScoredChunk", "new_run_id", "run_batch", "score_chunk"]
 
 #: How many reject line numbers a run keeps for its summary (the rejects file keeps them all).
 REJECT_LINES_KEPT = 50
@@ -63,6 +66,14 @@ class Counts:
             models,
         )
 
+    def add_chunk(self, scored: ScoredChunk) -> None:
+        """Add a scored chunk's records and model tallies."""
+        self.scored += len(scored.batch)
+        for key, (ok, errors) in scored.models.items():
+            tally = self.models.setdefault(key, [0, 0])
+            tally[0] += ok
+            tally[1] += errors
+
     def add_results(self, engine: Engine, results: list[dict[str, Any]]) -> None:
         """Count each model's ok and error slots in ``results``."""
         self.scored += len(results)
@@ -89,6 +100,8 @@ class RunOptions:
     retry_seconds: float = 60.0  # how long to keep retrying a failing store before stopping the run
     info: dict[str, Any] = field(default_factory=dict)  # recorded with the run (models, provenance, ...)
     resume_command: str | None = None  # shown when the run stops early
+    workers: int = 1  # processes scoring chunks (1: in this process)
+    engine_source: EngineSource | None = None  # how worker processes load the models (needed for workers > 1)
 
 
 @dataclass
@@ -117,7 +130,7 @@ def run_batch(
     ``on_start(run_id, rows_already_done)`` is called once the run is registered; ``on_chunk(run)`` after
     every committed chunk.
     """
-    run = _open_run(store, options, engine)
+    run = open_run(store, options, engine)
     if on_start is not None:
         on_start(run.id, run.rows)
     reader = open_input(
@@ -135,8 +148,9 @@ def run_batch(
     started = time.monotonic()
     scored_now = 0
     try:
-        for chunk in reader:
-            batch = _score_chunk(engine, chunk, options.id_field, run.id, counts)
+        for chunk, scored in _scored(engine, reader, options, run.id):
+            batch = scored.batch
+            counts.add_chunk(scored)
             counts.read = chunk.position
             for reject in chunk.rejects:
                 counts.rejected += 1
@@ -161,6 +175,12 @@ def run_batch(
             progress.update(chunk.bytes_read, counts.scored)
             if on_chunk is not None:
                 on_chunk(run)
+    except RunStopped as exc:
+        _mark_interrupted(store, run.id)
+        if "resume with:" in str(exc):
+            raise
+        hint = options.resume_command or f"mlsm run ... --run-id {run.id} --resume"
+        raise RunStopped(f"run {run.id!r} stopped: {exc}; resume with: {hint}") from exc
     except BaseException:
         _mark_interrupted(store, run.id)
         raise
@@ -186,7 +206,9 @@ def _mark_interrupted(store: Store, run_id: str) -> None:
         pass
 
 
-def _open_run(store: Store, options: RunOptions, engine: Engine) -> RunRecord:
+def open_run(store: Store, options: RunOptions, engine: Engine) -> RunRecord:
+    """Register a new run, or reopen one to resume (same models, same id field, same code; a half-written
+    chunk undone)."""
     models = [model.key for model in engine.all_models]
     if options.resume:
         if not options.run_id:
@@ -230,19 +252,55 @@ def _check_same_code(run: RunRecord, provenance: dict[str, Any] | None) -> None:
             )
 
 
-def _score_chunk(engine: Engine, chunk: Chunk, id_field: str, run_id: str, counts: Counts) -> Batch:
-    """Score a chunk and build its documents, JSON included (see ``gc_paused`` for why the collector waits)."""
+@dataclass
+class ScoredChunk:
+    """A chunk's documents, ready to store, and each model's ok/error tally in it.
+
+    What a worker process or a Ray actor sends back: JSON text, not objects (cheaper to move between processes).
+    """
+
+    batch: Batch
+    models: dict[str, list[int]]  # key -> [ok, errors]
+
+    def without_objects(self) -> ScoredChunk:
+        """The same chunk holding only the documents' JSON (for sending to another process)."""
+        batch = self.batch
+        return ScoredChunk(
+            Batch(batch.id_field, batch.ids, run=batch.run, json=batch.json(), timestamp=batch.timestamp), self.models
+        )
+
+
+def score_chunk(engine: Engine, columns: dict[str, Any], ids: list[str], *, id_field: str, run_id: str) -> ScoredChunk:
+    """Score one chunk's columns and build its documents, JSON included (``gc_paused`` says why the collector waits)."""
     with gc_paused():
-        results = engine.score_columns(chunk.columns, len(chunk))
-        counts.add_results(engine, results)
+        results = engine.score_columns(columns, len(ids))
+        tally = Counts()
+        tally.add_results(engine, results)
         now = int(time.time())
         documents = [
             make_document(id_field, id_value, result, run=run_id, timestamp=now)
-            for id_value, result in zip(chunk.ids, results)
+            for id_value, result in zip(ids, results)
         ]
-        batch = Batch(id_field, chunk.ids, documents, run=run_id)
+        batch = Batch(id_field, ids, documents, run=run_id, timestamp=now)
         batch.json()
-    return batch
+    return ScoredChunk(batch, tally.models)
+
+
+def _scored(
+    engine: Engine, chunks: Iterable[Chunk], options: RunOptions, run_id: str
+) -> Iterator[tuple[Chunk, ScoredChunk]]:
+    """Each chunk with its scored documents, in input order: scored here, or by worker processes."""
+    if options.workers > 1:
+        from .workers import scored_by_workers
+
+        if options.engine_source is None:
+            raise RunError("--workers needs the models' source, to load them in every worker process")
+        yield from scored_by_workers(
+            options.engine_source, chunks, options.workers, id_field=options.id_field, run_id=run_id
+        )
+        return
+    for chunk in chunks:
+        yield chunk, score_chunk(engine, chunk.columns, chunk.ids, id_field=options.id_field, run_id=run_id)
 
 
 def _open_resumable(path: str | None, offset: int, resume: bool) -> IO[str] | None:

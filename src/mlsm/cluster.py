@@ -1,0 +1,279 @@
+"""Runs on Ray (``mlsm run --executor ray``): Ray Data reads the input, an actor pool scores and stores it.
+
+The input (a file, a directory, or a glob of CSV / JSON lines / Parquet files) is read by a Ray Data datasource
+built on mlsm's own readers, one read task per file, so rejects and line numbers are exactly those of a local run.
+Each dataset row is one whole chunk (its columns serialized, its position range in its file, its rejects), so chunk
+boundaries never depend on how Ray splits blocks. Actors (``map_batches`` with an actor pool) load the models once,
+score a chunk and write it to the store in bulk from where they run, together with a chunk mark; chunks commit in
+any order, and ``--resume`` skips every chunk that has its mark. The driver only sees small summaries: it writes
+the rejects file in input order, sums the counts from the marks, and writes ``--output`` from the store at the end.
+
+With no ``--ray-address`` a local Ray is started on this machine; with one, the job joins that cluster. Then the
+store must be reachable from every node (PostgreSQL or MongoDB; an SQLite file only works on one machine) and the
+model source and input paths must exist on every node (a shared volume, or the job's working directory).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .engine import Engine
+from .errors import InputError, MlsmError, RunError, StoreUnavailable
+from .readers import FORMATS, Reject, open_input
+from .runner import REJECT_LINES_KEPT, Counts, RunOptions, RunResult, open_run, score_chunk
+from .stores.base import ChunkMark, RunRecord, Store, open_store
+from .workers import EngineSource
+
+__all__ = ["expand_inputs", "require_ray", "run_on_ray"]
+
+
+def require_ray() -> None:
+    """Fail with one line (exit 2) when Ray is not installed."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise MlsmError("--executor ray needs Ray, an optional extra: pip install 'mlsm[ray]'") from None
+
+
+def expand_inputs(spec: str) -> list[Path]:
+    """The input files a path, a directory or a glob names, sorted; ``InputError`` when there are none."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
+    elif any(char in spec for char in "*?["):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+    else:
+        files = [path]
+    if not files:
+        raise InputError(f"cannot read input {spec!r}: no CSV, JSON lines or Parquet files there")
+    for file in files:
+        if file.suffix.lower() not in FORMATS:
+            raise InputError(f"cannot read input {str(file)!r}: unknown extension {file.suffix!r}")
+    return files
+
+
+def _chunk_rows(
+    path: str, id_field: str, fields: list[str], chunk_size: int, done: frozenset[int]
+) -> Iterator[dict[str, Any]]:
+    """One dataset row per chunk of one file: its position range, rejects and (unless done) its columns."""
+    reader = open_input(path, id_field=id_field, fields=fields, chunk_size=chunk_size)
+    start = 1
+    for chunk in reader:
+        first, last = start, chunk.position
+        start = last + 1
+        payload = b"" if first in done else pickle.dumps((chunk.columns, chunk.ids), protocol=5)
+        yield {
+            "source": path,
+            "first": first,
+            "last": last,
+            "done": first in done,
+            "payload": payload,
+            "rejects": json.dumps([r.to_dict() for r in chunk.rejects], ensure_ascii=False, default=str),
+        }
+
+
+def _datasource(
+    files: list[str], id_field: str, fields: list[str], chunk_size: int, done: dict[str, frozenset[int]]
+) -> Any:
+    """A Ray Data datasource over mlsm's readers: one read task per file, one row per chunk."""
+    from ray.data import Datasource, ReadTask
+    from ray.data.block import BlockMetadata
+
+    class MlsmInput(Datasource):
+        def estimate_inmemory_data_size(self) -> int | None:
+            return sum(os.path.getsize(f) for f in files)
+
+        def get_read_tasks(
+            self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+        ) -> list[Any]:
+            return [
+                ReadTask(_reader(file), BlockMetadata(None, os.path.getsize(file), None, input_files=(file,)))
+                for file in files
+            ]
+
+    def _reader(file: str) -> Callable[[], Iterator[Any]]:
+        def read() -> Iterator[Any]:
+            import pyarrow as pa
+
+            for row in _chunk_rows(file, id_field, fields, chunk_size, done.get(file, frozenset())):
+                yield pa.Table.from_pylist([row])
+
+        return read
+
+    return MlsmInput()
+
+
+class _Scorer:
+    """The actor: loads the models once, then scores and stores one chunk per call."""
+
+    def __init__(self, source: EngineSource, store_url: str, run_id: str, id_field: str, retry_seconds: float) -> None:
+        self.engine = source.build()
+        self.store = open_store(store_url)
+        self.run_id, self.id_field, self.retry_seconds = run_id, id_field, retry_seconds
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        out = []
+        for row in batch.to_pylist():
+            rejects = json.loads(row["rejects"])
+            written = False
+            counts: dict[str, Any] = {}
+            if not row["done"]:
+                columns, ids = pickle.loads(row["payload"])
+                scored = score_chunk(self.engine, columns, ids, id_field=self.id_field, run_id=self.run_id)
+                tally = Counts(read=row["last"] - row["first"] + 1, rejected=len(rejects))
+                tally.reject_lines = [r["line"] for r in rejects][:REJECT_LINES_KEPT]
+                tally.add_chunk(scored)
+                counts = tally.to_dict()
+                mark = ChunkMark(self.run_id, row["source"], row["first"], row["last"], counts)
+                written = self._write(scored.batch, mark)
+            out.append({**{k: row[k] for k in ("source", "first", "last", "rejects")}, "written": written,
+                        "scored": counts.get("scored", 0)})  # fmt: skip
+        return pa.Table.from_pylist(out)
+
+    def _write(self, batch: Any, mark: ChunkMark) -> bool:
+        deadline, delay = time.monotonic() + self.retry_seconds, 0.2
+        while True:
+            try:
+                return self.store.write_chunk(batch, mark)
+            except StoreUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+def run_on_ray(
+    engine: Engine,
+    store: Store,
+    options: RunOptions,
+    *,
+    address: str | None = None,
+    on_start: Callable[[str, int], None] | None = None,
+) -> RunResult:
+    """Score ``options.input`` on Ray into ``store``; returns the finished run (as ``run_batch`` does)."""
+    require_ray()
+    import ray
+    import ray.data
+
+    if options.engine_source is None:
+        raise RunError("--executor ray needs the models' source, to load them in every actor")
+    files = [str(f.resolve()) for f in expand_inputs(options.input)]
+    for file in files:  # header, id field and format problems: one line before any work
+        open_input(file, id_field=options.id_field, fields=engine.input_fields, chunk_size=options.chunk_size)
+    run = open_run(store, options, engine)
+    if on_start is not None:
+        on_start(run.id, 0)
+    done: dict[str, set[int]] = {}
+    for mark in store.chunk_marks(run.id):
+        done.setdefault(mark.source, set()).add(mark.first)
+    started = time.monotonic()
+    if not ray.is_initialized():
+        logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's own progress chatter; errors still show
+        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # rejects and summaries come back in input order
+        context.enable_progress_bars = bool(options.progress)
+        cpus = max(1.0, float(ray.cluster_resources().get("CPU", 1.0)))
+        actors = options.workers if options.workers > 1 else max(1, int(cpus))
+        marked = {file: frozenset(firsts) for file, firsts in done.items()}
+        dataset = ray.data.read_datasource(
+            _datasource(files, options.id_field, engine.input_fields, options.chunk_size, marked), num_cpus=0.1
+        )
+        scored = dataset.map_batches(
+            _Scorer,
+            fn_constructor_kwargs={
+                "source": _absolute(options.engine_source),
+                "store_url": _absolute_store(store.url),
+                "run_id": run.id,
+                "id_field": options.id_field,
+                "retry_seconds": options.retry_seconds,
+            },
+            batch_size=1,
+            batch_format="pyarrow",
+            concurrency=actors,
+            num_cpus=max(0.1, (cpus - 0.2) / actors),
+        )
+        rejects_file = open(options.rejects, "w", encoding="utf-8") if options.rejects else None  # noqa: SIM115
+        reject_lines: list[int] = []
+        rows = chunks = scored_now = 0
+        try:
+            for row in scored.iter_rows():
+                chunks += 1
+                rows = max(rows, row["last"])
+                scored_now += row["scored"] if row["written"] else 0
+                rejects = [Reject(**r) for r in json.loads(row["rejects"])]
+                reject_lines.extend(r.line for r in rejects)
+                if rejects_file is not None and rejects:
+                    rejects_file.write(
+                        "".join(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n" for r in rejects)
+                    )
+        finally:
+            if rejects_file is not None:
+                rejects_file.close()
+    except BaseException:
+        _interrupted(store, run)
+        raise
+    finally:
+        if address is None:
+            ray.shutdown()
+    run.counts = _total(store.chunk_marks(run.id), reject_lines)
+    run.rows, run.chunks = run.counts["read"], chunks
+    if options.output:
+        _export_run(store, run.id, options.output)
+    run.status, run.ended = "completed", time.time()
+    store.save_run(run)
+    return RunResult(run, time.monotonic() - started, scored_now)
+
+
+def _absolute(source: EngineSource) -> EngineSource:
+    """Actors may run elsewhere than here: a model file named relative to this directory, made absolute."""
+    spec = source.spec
+    return EngineSource(str(Path(spec).resolve()), source.keys) if Path(spec).exists() else source
+
+
+def _absolute_store(url: str) -> str:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path, _, query = url[len("sqlite:///") :].partition("?")
+        return f"sqlite:///{Path(path).resolve()}" + (f"?{query}" if query else "")
+    return url
+
+
+def _total(marks: list[ChunkMark], reject_lines: list[int]) -> dict[str, Any]:
+    total = Counts()
+    for mark in marks:
+        part = Counts.from_dict(mark.counts)
+        total.read += part.read
+        total.scored += part.scored
+        total.rejected += part.rejected
+        for key, (ok, errors) in part.models.items():
+            tally = total.models.setdefault(key, [0, 0])
+            tally[0] += ok
+            tally[1] += errors
+    total.reject_lines = sorted(reject_lines)[:REJECT_LINES_KEPT]
+    return total.to_dict()
+
+
+def _export_run(store: Store, run_id: str, output: str) -> None:
+    with open(output, "w", encoding="utf-8") as handle:
+        for document in store.run_documents(run_id):
+            handle.write(json.dumps(document, ensure_ascii=False) + "\n")
+
+
+def _interrupted(store: Store, run: RunRecord) -> None:
+    try:
+        run.status, run.ended = "interrupted", time.time()
+        store.save_run(run)
+    except Exception:  # the store may be what failed; the marks already tell what is done
+        pass

@@ -1,0 +1,273 @@
+"""Scaling out: ``--workers N`` processes on this machine, and ``--executor ray`` on a local Ray cluster.
+
+Both must give exactly the results of a single-process run, keep exactly-once semantics when something dies, and
+report setup problems as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlsm import open_store
+from mlsm.readers import open_input
+
+from .conftest import CliResult, run_mlsm
+from .test_resume import committed_chunks, start
+
+MODELS = """
+    import os
+    import pandas as pd
+    from mlsm import Field, Model, SummaryModel
+
+    def rules(data, results):
+        if data["b"] == 13:
+            raise ValueError("thirteen")
+        return {"score": round((data["a"] % 97) / 97, 4)}
+
+    def batch(frame):
+        return pd.DataFrame({"score": (frame["a"] * 3 % 101) / 101, "flag": frame["b"] > 50})
+
+    def winner(data, results):
+        ok = [s["score"] for v in results.values() for s in v.values() if "score" in s]
+        return {"best": max(ok) if ok else None}
+
+    MODELS = [
+        Model("rules", {"a": int, "b": Field(int, ge=0)}, "1", rules, status="active"),
+        Model("batch", {"a": int, "b": int}, "1", batch, batch=True, status="active"),
+        SummaryModel("winner", [{"name": "rules", "version": "1"}, {"name": "batch", "version": "1"}], "1", winner),
+    ]
+"""
+
+
+def write_inputs(folder: Path, files: int = 2, rows: int = 700) -> list[Path]:
+    """CSV files with bad values (b=-1 breaks a field rule), bad lines and rows without id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f in range(files):
+        lines = ["id,a,b"]
+        for i in range(rows):
+            n = f * rows + i
+            if i % 101 == 50:
+                lines.append(f"{n},{n},{n},extra")
+            elif i % 89 == 7:
+                lines.append(f",{n},{i % 100}")
+            else:
+                lines.append(f"id{n},{n},{-1 if i % 53 == 0 else i % 100}")
+        path = folder / f"part-{f}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths
+
+
+def results_of(url: str) -> dict[str, Any]:
+    """Each id's current results (what a reader sees), without run ids and timestamps."""
+    with open_store(url) as store:
+        return {d["id"]: d["results"] for d in store.current_documents()}
+
+
+def counts_of(url: str, run_id: str) -> dict[str, Any]:
+    with open_store(url) as store:
+        run = store.get_run(run_id)
+        assert run is not None and run.status == "completed"
+        return run.counts
+
+
+# -- local processes -----------------------------------------------------------------------------------------------
+
+
+def test_two_workers_give_exactly_the_results_files_and_counts_of_one_process(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    models = write_models(MODELS)
+    (data,) = write_inputs(tmp_path / "in", files=1, rows=1500)
+    for workers in ("1", "2"):
+        args = ["run", models, data, "--id-field", "id", "--store", f"sqlite:///w{workers}.db", "--run-id", "r"]
+        args += ["--chunk-size", "100", "--workers", workers, "--output", f"out{workers}.jsonl"]
+        result = cli(*args, "--rejects", f"rejects{workers}.jsonl")
+        assert result.code == 0, result.err
+    assert results_of("sqlite:///w1.db") == results_of("sqlite:///w2.db")
+    assert counts_of("sqlite:///w1.db", "r") == counts_of("sqlite:///w2.db", "r")
+    assert (tmp_path / "rejects1.jsonl").read_text() == (tmp_path / "rejects2.jsonl").read_text()
+
+    def outputs(name: str) -> list[tuple[str, Any]]:
+        return [(d["id"], d["results"]) for d in map(json.loads, (tmp_path / name).read_text().splitlines())]
+
+    assert outputs("out1.jsonl") == outputs("out2.jsonl")  # same documents, in input order
+
+
+def test_workers_resume_exactly_after_a_sigkill(write_models: Callable[..., Path], tmp_path: Path) -> None:
+    slow = MODELS.replace(
+        "def rules(data, results):", "def rules(data, results):\n        import time; time.sleep(0.0005)"
+    )
+    models = write_models(slow)
+    (data,) = write_inputs(tmp_path / "in", files=1, rows=3000)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    args = ["run", str(models), str(data), "--id-field", "id", "--store", url, "--run-id", "k", "--chunk-size", "50"]
+    args += ["--workers", "2"]
+    process = start(args, tmp_path)
+    deadline = time.monotonic() + 60
+    while committed_chunks(url, "k") < 8:
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.stderr else ""
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    resumed = run_mlsm(*args, "--resume", cwd=tmp_path)
+    assert resumed.code == 0, resumed.err
+    rows = [line.split(",") for line in data.read_text().splitlines()[1:]]
+    expected = [row[0] for row in rows if row[0] and len(row) == 3]
+    with open_store(url) as store:
+        assert [d["id"] for d in store.run_documents("k")] == expected
+
+
+def test_a_worker_that_dies_stops_the_run_resumably(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    crash = MODELS.replace(
+        'raise ValueError("thirteen")',
+        'os._exit(9) if os.path.exists("crash") else None\n            raise ValueError("thirteen")',
+    )
+    models = write_models(crash)
+    (data,) = write_inputs(tmp_path / "in", files=1, rows=600)
+    (tmp_path / "crash").write_text("")
+    args = ["run", models, data, "--id-field", "id", "--store", "sqlite:///r.db", "--run-id", "c", "--workers", "2"]
+    stopped = cli(*args, "--chunk-size", "50")
+    assert stopped.code == 3
+    (line,) = stopped.err.strip().splitlines()[-1:]
+    assert "a worker process died" in line and "resume with: mlsm" in line and "--resume" in line
+    (tmp_path / "crash").unlink()
+    resumed = cli(*args, "--chunk-size", "50", "--resume")
+    assert resumed.code == 0, resumed.err
+    assert counts_of("sqlite:///r.db", "c")["read"] == 600
+
+
+def test_a_worker_that_cannot_load_the_models_is_one_line(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    only_here = """
+    import multiprocessing
+    if multiprocessing.current_process().name != "MainProcess":
+        raise RuntimeError("no licence on this host")
+"""
+    models = write_models(only_here + MODELS)
+    (data,) = write_inputs(tmp_path / "in", files=1, rows=50)
+    result = cli("run", models, data, "--id-field", "id", "--workers", "2")
+    assert result.code == 2
+    assert (
+        result.err.strip()
+        .splitlines()[-1]
+        .startswith("mlsm: error: a worker process could not load the models: cannot load models from")
+    )
+    assert "no licence on this host" in result.err
+
+
+# -- Ray -----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_available() -> None:
+    pytest.importorskip("ray", reason="Ray is an optional extra; scripts/test installs it")
+
+
+def test_ray_gives_the_same_current_results_as_the_local_executor(
+    ray_available: None, cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    models = write_models(MODELS)
+    write_inputs(tmp_path / "in", files=2, rows=700)
+    common = ["--id-field", "id", "--chunk-size", "100"]
+    for part, run in ((0, "r"), (1, "r2")):  # the local executor reads one file per run
+        local = cli("run", models, f"in/part-{part}.csv", *common, "--run-id", run, "--store", "sqlite:///local.db",
+                    "--rejects", f"l{part}.jsonl")  # fmt: skip
+        assert local.code == 0, local.err
+    distributed = cli("run", models, "in", *common, "--run-id", "r", "--store", "sqlite:///ray.db", "--executor", "ray",
+                      "--workers", "2", "--rejects", "ray.jsonl", "--output", "ray-out.jsonl")  # fmt: skip
+    assert distributed.code == 0, distributed.err
+    assert results_of("sqlite:///ray.db") == results_of("sqlite:///local.db")
+    ray_counts = counts_of("sqlite:///ray.db", "r")
+    local_counts = [counts_of("sqlite:///local.db", run) for run in ("r", "r2")]
+    assert ray_counts["read"] == sum(c["read"] for c in local_counts) == 1400
+    assert ray_counts["rejected"] == sum(c["rejected"] for c in local_counts)
+    for key in ("rules@1", "batch@1", "winner@1"):
+        assert ray_counts["models"][key]["ok"] == sum(c["models"][key]["ok"] for c in local_counts)
+        assert ray_counts["models"][key]["errors"] == sum(c["models"][key]["errors"] for c in local_counts)
+    rejects = [
+        json.loads(line) for name in ("l0.jsonl", "l1.jsonl") for line in (tmp_path / name).read_text().splitlines()
+    ]
+    assert [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text().splitlines()] == rejects
+    written = [json.loads(line)["id"] for line in (tmp_path / "ray-out.jsonl").read_text().splitlines()]
+    assert sorted(written) == sorted(results_of("sqlite:///ray.db"))
+    assert "records read 1,400" in distributed.out
+
+
+def test_ray_resume_after_the_driver_is_killed_gives_exactly_one_result_per_record(
+    ray_available: None, write_models: Callable[..., Path], tmp_path: Path, postgres_url: str
+) -> None:
+    slow = MODELS.replace("def batch(frame):", "def batch(frame):\n        import time; time.sleep(0.05)")
+    models = write_models(slow)
+    write_inputs(tmp_path / "in", files=2, rows=1500)
+    args = [
+        "run",
+        str(models),
+        "in",
+        "--id-field",
+        "id",
+        "--store",
+        postgres_url,
+        "--run-id",
+        "k",
+        "--chunk-size",
+        "50",
+    ]
+    args += ["--executor", "ray", "--workers", "2"]
+    env = {k: v for k, v in os.environ.items() if k != "MLSM_STORE"}
+    process = subprocess.Popen([sys.executable, "-m", "mlsm", *args], cwd=tmp_path, env=env, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with open_store(postgres_url) as store:
+                if len(store.chunk_marks("k")) >= 5:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        process.wait(30)
+        stop = shutil.which("ray", path=str(Path(sys.executable).parent))
+        if stop:
+            subprocess.run([stop, "stop", "--force"], capture_output=True, timeout=60)
+    resumed = run_mlsm(*args, "--resume", cwd=tmp_path, timeout=300)
+    assert resumed.code == 0, resumed.err
+    with open_store(postgres_url) as store:
+        ids = [d["id"] for d in store.run_documents("k")]
+        assert len(ids) == len(set(ids))
+        files = sorted((tmp_path / "in").iterdir())
+        chunks = sum(len(list(open_input(f, id_field="id", fields=["a", "b"], chunk_size=50))) for f in files)
+        assert len(store.chunk_marks("k")) == chunks  # every chunk committed once
+    assert sorted(ids) == sorted(results_of(postgres_url))
+    assert counts_of(postgres_url, "k")["read"] == 3000
+
+
+def test_executor_ray_without_ray_installed_says_how_to_install_it(
+    write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Ray is absent for this process: a package named ``ray`` that fails to import shadows the real one."""
+    shadow = tmp_path / "shadow" / "ray"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    models = write_models(MODELS)
+    (data,) = write_inputs(tmp_path / "in", files=1, rows=10)
+    env = {"PYTHONPATH": str(tmp_path / "shadow")}
+    result = run_mlsm("run", models, data, "--id-field", "id", "--executor", "ray", cwd=tmp_path, env=env)
+    assert result.code == 2
+    assert result.err.strip() == "mlsm: error: --executor ray needs Ray, an optional extra: pip install 'mlsm[ray]'"
