@@ -162,6 +162,14 @@ class Store(ABC):
         self.close()
 
 
+def check_id_field(store: str, recorded: str | None, id_field: str) -> None:
+    """Refuse documents keyed by another field than the one a store's documents already use."""
+    if recorded is not None and recorded != id_field:
+        raise StoreConfigError(
+            f"store {store} holds documents keyed by {recorded!r}, not {id_field!r}: use another store for these"
+        )
+
+
 def split_model(model: str) -> tuple[str, str]:
     """``("name", "version")`` from ``"name@version"``; ``StoreConfigError`` when it has no ``@``."""
     name, at, version = model.rpartition("@")

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..documents import Batch, ordered
 from ..errors import RunError, StoreConfigError, StoreUnavailable
-from .base import ChunkMark, RunRecord, Store, already_written, first_line, redact_url, split_model
+from .base import ChunkMark, RunRecord, Store, already_written, check_id_field, first_line, redact_url, split_model
 
 __all__ = ["PostgresStore"]
 
@@ -101,16 +101,10 @@ class PostgresStore(Store):
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
         import psycopg
 
-        texts = batch.json()
         try:
             with self._conn.transaction():
                 self._claim(batch.id_field)
-                with (
-                    self._db.cursor() as cursor,
-                    cursor.copy("COPY mlsm_results (id, run, ts, doc) FROM STDIN") as copy,
-                ):
-                    for id_value, text in zip(batch.ids, texts):
-                        copy.write_row((id_value, batch.run, batch.timestamp, text))
+                self._copy(batch)
                 if run is not None:
                     self._save_run(run)
         except psycopg.Error as exc:
@@ -119,7 +113,6 @@ class PostgresStore(Store):
     def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
         import psycopg
 
-        texts = batch.json()
         try:
             with self._conn.transaction():
                 self._claim(batch.id_field)
@@ -132,12 +125,7 @@ class PostgresStore(Store):
                 ).fetchall()
                 if already_written(mark, [ChunkMark(*row) for row in found]):
                     return False
-                with (
-                    self._db.cursor() as cursor,
-                    cursor.copy("COPY mlsm_results (id, run, ts, doc) FROM STDIN") as copy,
-                ):
-                    for id_value, text in zip(batch.ids, texts):
-                        copy.write_row((id_value, batch.run, batch.timestamp, text))
+                self._copy(batch)
                 self._db.execute(
                     "INSERT INTO mlsm_run_chunks (run, source, first, last, counts) VALUES (%s, %s, %s, %s, %s)",
                     (mark.run, mark.source, mark.first, mark.last, json.dumps(mark.counts)),
@@ -145,6 +133,12 @@ class PostgresStore(Store):
             return True
         except psycopg.Error as exc:
             raise self._unavailable("refused a write", exc) from exc
+
+    def _copy(self, batch: Batch) -> None:
+        """The batch's documents into ``mlsm_results`` with one ``COPY`` (inside the caller's transaction)."""
+        with self._db.cursor() as cursor, cursor.copy("COPY mlsm_results (id, run, ts, doc) FROM STDIN") as copy:
+            for id_value, text in zip(batch.ids, batch.json()):
+                copy.write_row((id_value, batch.run, batch.timestamp, text))
 
     def chunk_marks(self, run_id: str) -> list[ChunkMark]:
         sql = "SELECT run, source, first, last, counts FROM mlsm_run_chunks WHERE run = %s ORDER BY source, first"
@@ -240,12 +234,7 @@ class PostgresStore(Store):
             "INSERT INTO mlsm_meta (key, value) VALUES ('id_field', %s) ON CONFLICT DO NOTHING", (id_field,)
         )
         row = self._db.execute("SELECT value FROM mlsm_meta WHERE key = 'id_field'").fetchone()
-        recorded = row[0] if row else id_field
-        if recorded != id_field:
-            raise StoreConfigError(
-                f"store {self._shown} holds documents keyed by {recorded!r}, not {id_field!r}: "
-                "use another store for these"
-            )
+        check_id_field(self._shown, row[0] if row else None, id_field)
         self._id_field = id_field
 
     @property

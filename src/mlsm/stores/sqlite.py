@@ -11,13 +11,23 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..documents import Batch, decode
 from ..errors import StoreConfigError, StoreUnavailable
-from .base import ChunkMark, RunRecord, Store, already_written, has_model, newest_per_id, split_model
+from .base import (
+    ChunkMark,
+    RunRecord,
+    Store,
+    already_written,
+    check_id_field,
+    has_model,
+    newest_per_id,
+    split_model,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -100,15 +110,36 @@ class SQLiteStore(Store):
     # -- results ---------------------------------------------------------------------------------------------
 
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
-        rows = [(id_value, batch.run, batch.timestamp, text) for id_value, text in zip(batch.ids, batch.json())]
+        with self._writing(batch.id_field):
+            self._insert(batch)
+            if run is not None:
+                self._save_run(run)
+
+    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+        with self._writing(batch.id_field):
+            found = self._db.execute(
+                "SELECT run, source, first, last, counts FROM mlsm_run_chunks"
+                " WHERE run = ? AND source = ? AND first <= ? AND last >= ?",
+                (mark.run, mark.source, mark.last, mark.first),
+            ).fetchall()
+            if already_written(mark, [_chunk(row) for row in found]):
+                return False
+            self._insert(batch)
+            self._db.execute(
+                "INSERT INTO mlsm_run_chunks (run, source, first, last, counts) VALUES (?, ?, ?, ?, ?)",
+                (mark.run, mark.source, mark.first, mark.last, json.dumps(mark.counts)),
+            )
+            return True
+
+    @contextmanager
+    def _writing(self, id_field: str) -> Iterator[None]:
+        """One write transaction (``BEGIN IMMEDIATE``: writers queue up), rolled back on any error."""
         with self._lock:
-            self._claim(batch.id_field)
+            self._claim(id_field)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.executemany("INSERT INTO mlsm_results (id, run, ts, doc) VALUES (?, ?, ?, ?)", rows)
-                    if run is not None:
-                        self._save_run(run)
+                    yield
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -116,33 +147,9 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
 
-    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+    def _insert(self, batch: Batch) -> None:
         rows = [(id_value, batch.run, batch.timestamp, text) for id_value, text in zip(batch.ids, batch.json())]
-        with self._lock:
-            self._claim(batch.id_field)
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    found = self._db.execute(
-                        "SELECT run, source, first, last, counts FROM mlsm_run_chunks"
-                        " WHERE run = ? AND source = ? AND first <= ? AND last >= ?",
-                        (mark.run, mark.source, mark.last, mark.first),
-                    ).fetchall()
-                    if already_written(mark, [_chunk(row) for row in found]):
-                        self._db.execute("ROLLBACK")
-                        return False
-                    self._db.executemany("INSERT INTO mlsm_results (id, run, ts, doc) VALUES (?, ?, ?, ?)", rows)
-                    self._db.execute(
-                        "INSERT INTO mlsm_run_chunks (run, source, first, last, counts) VALUES (?, ?, ?, ?, ?)",
-                        (mark.run, mark.source, mark.first, mark.last, json.dumps(mark.counts)),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                return True
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+        self._db.executemany("INSERT INTO mlsm_results (id, run, ts, doc) VALUES (?, ?, ?, ?)", rows)
 
     def chunk_marks(self, run_id: str) -> list[ChunkMark]:
         rows = self._query(
@@ -160,11 +167,7 @@ class SQLiteStore(Store):
             (recorded,) = self._db.execute("SELECT value FROM mlsm_meta WHERE key = 'id_field'").fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
-        if recorded != id_field:
-            raise StoreConfigError(
-                f"store {self.url!r} holds documents keyed by {recorded!r}, not {id_field!r}: "
-                "use another store for these"
-            )
+        check_id_field(self.url, recorded, id_field)
         self._id_field = id_field
 
     @property
