@@ -209,7 +209,14 @@ class Engine:
                 if bad:
                     data_rows = (values for row, values in enumerate(data_rows) if row not in bad)
                 names, call = step.names, _call_record
-                slots = [call(step, dict(zip(names, values)), rows[row]) for row, values in zip(valid, data_rows)]
+                if isinstance(step.call, ModelCaller):  # one hand-off to a time-limit thread for all the rows
+                    calls = [
+                        ((), {"data": dict(zip(names, values)), "results": rows[row]})
+                        for row, values in zip(valid, data_rows)
+                    ]
+                    slots = [_record_slot(step, outcome) for outcome in step.call.map(calls)]
+                else:
+                    slots = [call(step, dict(zip(names, values)), rows[row]) for row, values in zip(valid, data_rows)]
             if bad:
                 full: list[Any] = [None] * length
                 for row, slot in zip(valid, slots):
@@ -421,16 +428,29 @@ def _score_one(step: _Step, source: Mapping[str, Any], results: dict[str, Any]) 
 
 
 def _call_record(step: _Step, data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
-    model = step.model
     try:
         output = step.call(data=data, results=results)
     except (Exception, SystemExit) as exc:
         return _exception_slot(exc)
+    return _output_slot(step, output)
+
+
+def _record_slot(step: _Step, outcome: tuple[bool, Any, float]) -> dict[str, Any]:
+    """The slot for one outcome of ``ModelCaller.map``, as :func:`_call_record` makes it for one call."""
+    ok, value, _ = outcome
+    if ok:
+        return _output_slot(step, value)
+    if isinstance(value, (Exception, SystemExit)):
+        return _exception_slot(value)
+    raise value  # KeyboardInterrupt and the like are not a model's failure
+
+
+def _output_slot(step: _Step, output: Any) -> dict[str, Any]:
     try:
         slot = clean_result(output)
     except BadOutput as exc:
         return error_slot(f"bad output: {exc}")
-    slot["_status"] = model.status
+    slot["_status"] = step.model.status
     return slot
 
 
