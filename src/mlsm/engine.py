@@ -191,6 +191,7 @@ class Engine:
         converted = [check.convert_column(columns.get(check.name), length) for check in self._checks]
         rows: list[dict[str, Any]] = [{} for _ in range(length)]
         py_cache: dict[int, list[Any]] = {}
+        frames: dict[tuple[int, ...], Any] = {}  # batch models reading the same fields share one frame build
         seen_names: set[str] = set()
         for step in self._steps:
             bad: dict[int, list[tuple[str, str]]] = {}
@@ -199,7 +200,11 @@ class Engine:
                     bad.setdefault(row, []).append((name, problem))
             valid = [r for r in range(length) if r not in bad] if bad else range(length)
             if step.batch:
-                slots = _call_batch(step, _frame_from_columns(step, converted, valid, length), len(valid))
+                shape = tuple(step.slots)  # the same fields: the same valid rows, the same frame
+                if shape not in frames:
+                    frames[shape] = _frame_from_columns(step, converted, valid, length)
+                # each model gets its own shallow copy: copy-on-write keeps one model's changes from the others
+                slots = _call_batch(step, frames[shape].copy(deep=False), len(valid))
             else:
                 for i in step.slots:
                     if i not in py_cache:
@@ -256,6 +261,8 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
         "exception_slot": _exception_slot,
         "finish": _finish_output,
         "call_batch_one": _call_batch_one,
+        "call_batch_frame": _call_batch_frame,
+        "frame_one": _frame_from_record,
         "LIMIT": _STR_MEMO_LIMIT,
     }
     lines = ["def score(record):", "    problems = None"]
@@ -285,6 +292,8 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
     seen: set[str] = set()
     built: dict[tuple[int, ...], int] = {}  # models reading the same fields copy one data dict
     shapes = Counter(tuple(step.slots) for step in steps)
+    batch_shapes = Counter(tuple(step.slots) for step in steps if step.batch)
+    frames: dict[tuple[int, ...], int] = {}  # batch models reading the same fields share one frame build
     for k, step in enumerate(steps):
         model = step.model
         env[f"fcn{k}"] = step.call
@@ -294,7 +303,10 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
         env[f"pairs{k}"] = tuple(zip(step.names, step.slots))
         shape = tuple(step.slots)
         literal = "{" + ", ".join(f"{name!r}: v{i}" for name, i in zip(step.names, step.slots)) + "}"
-        if shapes[shape] == 1:
+        reuse_frame = step.batch and shape in frames
+        if reuse_frame:
+            data = ""  # not needed: the frame of an earlier model with these fields is copied
+        elif shapes[shape] == 1:
             data = literal
         elif shape in built:
             data = f"data{built[shape]}.copy()"
@@ -305,7 +317,14 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
         lines.append(f"        slot = invalid(problems, pairs{k})")
         if step.batch:
             lines.append("    else:")
-            lines.append(f"        slot = call_batch_one(step{k}, {data})")
+            if reuse_frame:  # valid exactly when the first model with these fields was: its frame exists
+                lines.append(f"        slot = call_batch_frame(step{k}, frame{frames[shape]}.copy(deep=False))")
+            elif batch_shapes[shape] > 1:  # each model gets its own shallow copy (copy-on-write isolates them)
+                frames[shape] = k
+                built_frame = f"(frame{k} := frame_one(step{k}, {data}))"
+                lines.append(f"        slot = call_batch_frame(step{k}, {built_frame}.copy(deep=False))")
+            else:
+                lines.append(f"        slot = call_batch_one(step{k}, {data})")
         else:
             lines.append("    else:")
             lines.append("        try:")
@@ -389,6 +408,10 @@ def _finish_output(output: Any, status: str) -> dict[str, Any]:
 
 def _call_batch_one(step: _Step, data: dict[str, Any]) -> dict[str, Any]:
     return _call_batch(step, _frame_from_record(step, data), 1)[0]
+
+
+def _call_batch_frame(step: _Step, frame: Any) -> dict[str, Any]:
+    return _call_batch(step, frame, 1)[0]
 
 
 def run_single(model: Model, data: Mapping[str, Any], results: dict[str, Any]) -> dict[str, Any]:
