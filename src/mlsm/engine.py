@@ -203,8 +203,8 @@ class Engine:
                 shape = tuple(step.slots)  # the same fields: the same valid rows, the same frame
                 if shape not in frames:
                     frames[shape] = _frame_from_columns(step, converted, valid, length)
-                # each model gets its own shallow copy: copy-on-write keeps one model's changes from the others
-                slots = _call_batch(step, frames[shape].copy(deep=False), len(valid))
+                # each model gets its own copy (shallow under copy-on-write): one model's changes never reach another
+                slots = _call_batch(step, _own_copy(frames[shape]), len(valid))
             else:
                 for i in step.slots:
                     if i not in py_cache:
@@ -263,6 +263,7 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
         "call_batch_one": _call_batch_one,
         "call_batch_frame": _call_batch_frame,
         "frame_one": _frame_from_record,
+        "own_copy": _own_copy,
         "LIMIT": _STR_MEMO_LIMIT,
     }
     lines = ["def score(record):", "    problems = None"]
@@ -318,11 +319,11 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
         if step.batch:
             lines.append("    else:")
             if reuse_frame:  # valid exactly when the first model with these fields was: its frame exists
-                lines.append(f"        slot = call_batch_frame(step{k}, frame{frames[shape]}.copy(deep=False))")
-            elif batch_shapes[shape] > 1:  # each model gets its own shallow copy (copy-on-write isolates them)
+                lines.append(f"        slot = call_batch_frame(step{k}, own_copy(frame{frames[shape]}))")
+            elif batch_shapes[shape] > 1:  # each model gets its own copy (shallow under copy-on-write)
                 frames[shape] = k
                 built_frame = f"(frame{k} := frame_one(step{k}, {data}))"
-                lines.append(f"        slot = call_batch_frame(step{k}, {built_frame}.copy(deep=False))")
+                lines.append(f"        slot = call_batch_frame(step{k}, own_copy({built_frame}))")
             else:
                 lines.append(f"        slot = call_batch_one(step{k}, {data})")
         else:
@@ -566,6 +567,15 @@ def _frame_from_record(step: _Step, data: dict[str, Any]) -> Any:
         col = check.from_values([data[check.name]])
         columns[check.name] = (col.values, col.missing)
     return _frame(columns, 1)
+
+
+def _own_copy(frame: Any) -> Any:
+    """A copy of a shared frame for one model: shallow under pandas' copy-on-write (the default from pandas 3),
+    where changing it copies what changes; deep otherwise, where a shallow copy would share changes."""
+    import pandas as pd
+
+    cow = int(pd.__version__.split(".", 1)[0]) >= 3 or pd.options.mode.copy_on_write is True
+    return frame.copy(deep=not cow)
 
 
 def _frame(columns: dict[str, tuple[Any, Any]], length: int) -> Any:
