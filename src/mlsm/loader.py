@@ -14,6 +14,8 @@ import importlib.util
 import itertools
 import sys
 import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -77,7 +79,10 @@ def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> ModuleType:
     sys.modules[name] = module
     before = set(sys.modules)
     try:
-        module_spec.loader.exec_module(module)
+        # compiled from the file's bytes as they are now, never from a cached .pyc (see _no_bytecode_cache)
+        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        with _no_bytecode_cache():
+            exec(code, module.__dict__)
     except BaseException as exc:
         sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
@@ -90,6 +95,23 @@ def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> ModuleType:
             pass
         helpers.update(_forget_helpers(set(sys.modules) - before, path.parent))
     return module
+
+
+@contextmanager
+def _no_bytecode_cache() -> Iterator[None]:
+    """Import without writing ``__pycache__`` files.
+
+    Python trusts a cached ``.pyc`` when its source has the same size and modification second; a models file or
+    helper rewritten within the same second with the same size (a quick edit, a checkout, a deploy tool) would
+    then run its old code while provenance hashes the new bytes. Modules this process imports for models are
+    therefore compiled from source each time, and leave no cache behind.
+    """
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = before
 
 
 def _forget_helpers(names: set[str], folder: Path) -> dict[str, Path]:
@@ -147,7 +169,8 @@ def _import_module(spec: str, search: Path | None, helpers: dict[str, Path]) -> 
         sys.path.insert(0, folder)
     before = set(sys.modules)
     try:
-        return importlib.import_module(spec)
+        with _no_bytecode_cache():
+            return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         if exc.name and spec.startswith(exc.name):
             raise ModelLoadError(
