@@ -269,6 +269,29 @@ def test_a_model_that_changes_its_data_does_not_change_what_other_models_see() -
     assert e.score_columns({"visits": [3]}, 1)[0]["witness"]["1"]["visits"] == 3
 
 
+def test_batch_models_reading_the_same_fields_cannot_change_each_others_frame() -> None:
+    # such models share one frame build; each gets a shallow copy, and copy-on-write keeps changes its own
+    def vandal(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[0, "visits"] = -999
+        frame["source"] = "vandalized"
+        frame["extra"] = 1
+        del frame["visits"]
+        frame.index = frame.index[::-1]
+        return pd.DataFrame({"n": range(len(frame))}, index=frame.index)
+
+    def witness(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"visits": frame["visits"], "source": frame["source"], "columns": len(frame.columns)})
+
+    e = Engine([Model("vandal", FIELDS, "1", vandal, batch=True), Model("witness", FIELDS, "1", witness, batch=True)])
+    records = [{"visits": 3, "source": "Reference"}, {"visits": 5, "source": "Google"}]
+    expected = [
+        {"visits": 3, "source": "Reference", "columns": 3, "_status": "draft"},
+        {"visits": 5, "source": "Google", "columns": 3, "_status": "draft"},
+    ]
+    assert [row["witness"]["1"] for row in e.score_columns(columns_of(records, list(FIELDS)), 2)] == expected
+    assert [e.score(record)["witness"]["1"] for record in records] == expected
+
+
 def test_a_slot_spoiled_after_its_check_costs_only_that_slot_when_stored() -> None:
     from mlsm.documents import decode, encode, make_document
 

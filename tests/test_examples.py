@@ -85,3 +85,27 @@ def test_example_output_documents_are_json(
     assert cli("run", EXAMPLE / "models.py", path, *args).code == 0
     docs = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert {d["results"]["lead_score"]["1.0"]["model"] for d in docs} <= {"gbm@1.0", "logit@1.0", "rules@1.0"}
+
+
+def test_training_leaves_no_helper_module_or_path_behind(tmp_path: Path) -> None:
+    import sys
+
+    from mlsm.demo import ensure_artifacts
+
+    folder = tmp_path / "example"
+    (folder / "artifacts").mkdir(parents=True)
+    (folder / "features_for_leak_test.py").write_text("SCALE = 2\n")
+    (folder / "train.py").write_text(
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "sys.path.insert(0, str(Path(__file__).resolve().parent))  # as the example's train.py does\n"
+        "from features_for_leak_test import SCALE\n"
+        "def train():\n"
+        "    report = Path(__file__).resolve().parent / 'artifacts' / 'report.json'\n"
+        "    report.write_text(json.dumps({'m@1': {'sklearn': 'any', 'scale': SCALE}}))\n"
+    )
+    ensure_artifacts(folder)
+    assert json.loads((folder / "artifacts" / "report.json").read_text())["m@1"]["scale"] == 2
+    # another model source's own `features_for_leak_test` must not find this one
+    assert "features_for_leak_test" not in sys.modules
+    assert str(folder) not in sys.path and str(folder.resolve()) not in sys.path

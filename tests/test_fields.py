@@ -152,6 +152,13 @@ text_values = st.one_of(
             "Google",
             "a",
             "99999999999999999999",
+            "0\x1f",  # separators Python counts as whitespace, Arrow does not
+            "\x1c7",
+            "٣",  # a digit to Python, not to Arrow
+            "1\u00a0",
+            "\u2003true",
+            "NAN\x0b",
+            "İ",
         ]
     ),
     st.text(max_size=8),

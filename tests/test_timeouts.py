@@ -69,6 +69,29 @@ def test_the_batch_path_cuts_off_a_hanging_batch_model_for_its_rows_only(release
     assert rows[2]["hang"]["1"]["_error"].startswith("invalid input: field 'a'")  # never reached the model
 
 
+def test_in_a_chunk_only_the_row_that_hangs_times_out_and_the_rest_go_on(release: threading.Event) -> None:
+    threads: dict[int, int] = {}
+
+    def hang_on_two(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        threads[data["a"]] = threading.get_ident()
+        if data["a"] == 2:
+            release.wait(30)
+        return {"a": data["a"]}
+
+    seen: list[tuple[str, int]] = []
+    engine = Engine(
+        [Model("m", FIELDS, "1", hang_on_two)], timeout=0.2, on_call=lambda key, seconds, rows: seen.append((key, rows))
+    )
+    rows = engine.score_columns({"a": [1, 2, 3, 4]}, 4)
+    assert [row["m"]["1"].get("a") for row in rows] == [1, None, 3, 4]
+    assert rows[1]["m"]["1"]["_error"] == "timed out: no answer within 0.2 s (call abandoned)"
+    assert engine.stuck_calls() == {"m@1": 1}
+    assert seen == [("m@1", 1)] * 4  # every call timed, the abandoned one included
+    # the rows go to a worker thread together; after the abandoned call, the rest go to another one
+    assert threads[1] == threads[2] != threads[3] == threads[4]
+    assert threading.get_ident() not in threads.values()
+
+
 def test_a_model_with_too_many_stuck_calls_is_not_run_until_one_returns(release: threading.Event) -> None:
     calls = []
 

@@ -5,7 +5,8 @@ summary that decides which score wins.
     mlsm run examples/lead_scoring/models.py leads.csv --id-field "Prospect ID"
 
 The scikit-learn artifacts are made by ``train.py`` (``mlsm demo`` runs it when they are missing or were made
-by another scikit-learn version) and loaded here, at import.
+by another scikit-learn version) and loaded here, at import. Small frames (a real-time group) are scored by the
+same pipelines compiled into lookups (``inference.py``), with exactly their scores.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import joblib
 import pandas as pd
 import sklearn
-from features import FIELDS, prepare
+from features import FIELDS, SMALL_FRAME, prepare
+from inference import compile_pipeline
 
 from mlsm import Field, Model, SummaryModel
 
@@ -36,8 +38,13 @@ def _load(name: str, version: str) -> Any:
 
 
 def _scorer(pipeline: Any) -> Any:
+    # small groups (real time) skip the pipeline's frame handling: same scores, see inference.py
+    compiled = compile_pipeline(pipeline)
+
     def score(frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"score": pipeline.predict_proba(prepare(frame))[:, 1]})
+        features = prepare(frame)
+        model = compiled if compiled is not None and len(features) <= SMALL_FRAME else pipeline
+        return pd.DataFrame({"score": model.predict_proba(features)[:, 1]})
 
     return score
 

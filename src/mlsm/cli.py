@@ -18,7 +18,7 @@ from . import __version__
 from .errors import MlsmError, RunStopped
 
 if TYPE_CHECKING:
-    from .project import ModelSet, ModelSource
+    from .project import ModelSet, ModelSource, ProjectSettings
     from .provenance import ReleasePolicy
 
 __all__ = ["main"]
@@ -166,60 +166,72 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     compare.set_defaults(handler=_cmd_compare)
 
-    serve = commands.add_parser("serve", help="score records over HTTP and store every result (real time)")
-    serve.add_argument("models", metavar="MODELS", help="a .py file or dotted module with the models")
-    serve.add_argument("--id-field", required=True, metavar="NAME", help="the field that identifies a record")
+    serve = commands.add_parser(
+        "serve",
+        help="score records over HTTP and store every result (real time)",
+        description="Options given here win over a project file's [service] table ([defaults] for --id-field "
+        "and --store), which wins over the defaults shown.",
+    )
+    serve.add_argument("models", metavar="MODELS", help=MODELS_HELP)
+    serve.add_argument(
+        "--id-field", metavar="NAME", help="the field that identifies a record (default: the project's id_field)"
+    )
     _store_argument(serve)
     serve.add_argument(
         "--host",
         default=None,
         help="address to listen on (default: 127.0.0.1 without an API key, 0.0.0.0 with one)",
     )
-    serve.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0 picks a free one)")
-    serve.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="worker processes (default 1)")
+    serve.add_argument("--port", type=_port, default=None, help="TCP port (default 8000; 0 picks a free one)")
+    serve.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="worker processes (default 1)")
     serve.add_argument(
         "--api-key-file", metavar="PATH", help="file holding the API key (else $MLSM_API_KEY; none: no auth)"
     )
     serve.add_argument(
         "--max-body",
         type=_size,
-        default=10 * 1024 * 1024,
+        default=None,
         metavar="SIZE",
         help="largest request body, e.g. 10MiB, 512KiB, 1000000 (default 10MiB)",
     )
     serve.add_argument(
-        "--model-timeout", type=_seconds, default=5.0, metavar="S", help="cut off a model call after S seconds (5)"
+        "--model-timeout", type=_seconds, default=None, metavar="S", help="cut off a model call after S seconds (5)"
     )
     serve.add_argument(
-        "--batch-max-size", type=_positive_int, default=64, metavar="N", help="records per grouped call (64)"
+        "--batch-max-size", type=_positive_int, default=None, metavar="N", help="records per grouped call (64)"
     )
     serve.add_argument(
         "--batch-max-wait-ms",
         type=_milliseconds,
-        default=5.0,
+        default=None,
         metavar="MS",
         help="longest a record waits to be grouped while a group is scored (5)",
     )
     serve.add_argument(
-        "--queue-size", type=_positive_int, default=10_000, metavar="N", help="result documents queued at most"
+        "--queue-size", type=_positive_int, default=None, metavar="N", help="result documents queued at most (10000)"
     )
     serve.add_argument(
         "--queue-wait-ms",
         type=_milliseconds,
-        default=250.0,
+        default=None,
         metavar="MS",
         help="how long a request waits for room in a full queue before 503 (250)",
     )
     serve.add_argument(
-        "--shutdown-timeout", type=_seconds, default=30.0, metavar="S", help="SIGTERM: wait for in-flight requests"
+        "--shutdown-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="SIGTERM: wait for in-flight requests (30)",
     )
     serve.add_argument(
         "--reload-timeout",
         type=_seconds,
-        default=120.0,
+        default=None,
         metavar="S",
         help="longest loading the models (import + preflight) may take, at start or reload (120)",
     )
+    _release_arguments(serve)
     serve.add_argument("--run-id", metavar="NAME", help="name the service's run (default: serve-<time>-<random>)")
     serve.add_argument("--no-access-log", action="store_true", help="no log line per request")
     serve.set_defaults(handler=_cmd_serve)
@@ -248,7 +260,8 @@ def _release_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-unreleased",
         action="store_true",
-        help="run active models from unreleased code (a non-release branch, a dirty tree); recorded in the run",
+        help="run active models from unreleased code (a non-release branch, a dirty tree); recorded in the run "
+        "(mlsm serve: also allows reloading them)",
     )
     parser.add_argument(
         "--release-branches",
@@ -307,20 +320,13 @@ def _milliseconds(text: str) -> float:
     return value
 
 
-_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
-
-
 def _size(text: str) -> int:
-    import re
+    from .service.settings import parse_size
 
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    unit = match.group(2).lower() if match else ""
-    if match is None or unit not in _UNITS:
-        raise argparse.ArgumentTypeError(f"expected a size such as 10MiB, 512KiB or 1000000, got {text!r}")
-    value = int(float(match.group(1)) * _UNITS[unit])
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
-    return value
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # -- commands ------------------------------------------------------------------------------------------------
@@ -328,7 +334,6 @@ def _size(text: str) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine import Engine
-    from .errors import InputError
     from .project import load_model_set
     from .provenance import release_gate
     from .runner import RunOptions, format_summary, run_batch
@@ -348,9 +353,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         model_set, policy=_release_policy(args, model_set), allow_unreleased=args.allow_unreleased
     )
     _warn_unreleased(provenance)
-    id_field = args.id_field or settings.id_field
-    if not id_field:
-        raise InputError("no id field: pass --id-field NAME (or set id_field in the project's [defaults])")
+    id_field = _id_field(args, settings)
     if args.executor == "local":
         _check_input_early(args.input, id_field)
     with open_store(args.store or settings.store) as store:
@@ -383,23 +386,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _release_policy(args: argparse.Namespace, model_set: ModelSet) -> ReleasePolicy | None:
+def _release_policy(args: argparse.Namespace, model_set: ModelSet) -> ReleasePolicy:
     """``--release-branches`` over the project's ``[release]`` table (whose tags rule stays)."""
-    from .provenance import ReleasePolicy
+    from .provenance import parse_patterns, release_policy
 
-    if not args.release_branches:
-        return None
-    branches = [pattern.strip() for pattern in args.release_branches.split(",") if pattern.strip()]
-    return ReleasePolicy(tuple(branches), model_set.settings.release.tags)
+    return release_policy(model_set, parse_patterns(args.release_branches) if args.release_branches else None)
 
 
 def _warn_unreleased(provenance: dict[str, Any]) -> None:
-    overridden = provenance["draft_rule"]["overridden"]
-    if overridden:
-        print(
-            f"mlsm: warning: --allow-unreleased: running active models from unreleased code: {'; '.join(overridden)}",
-            file=sys.stderr,
-        )
+    from .provenance import unreleased_warning
+
+    warning = unreleased_warning(provenance)
+    if warning:
+        print(f"mlsm: warning: {warning}", file=sys.stderr)
 
 
 def _announce(run_id: str, resumed_at: int) -> None:
@@ -602,6 +601,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: ``mlsm serve`` flags and the ``ServiceSettings`` field each one sets.
+_SERVE_FLAGS = {
+    "host": "host",
+    "port": "port",
+    "workers": "workers",
+    "max_body": "max_body_bytes",
+    "model_timeout": "model_timeout",
+    "batch_max_size": "batch_max_size",
+    "batch_max_wait_ms": "batch_max_wait_ms",
+    "queue_size": "queue_size",
+    "queue_wait_ms": "queue_wait_ms",
+    "shutdown_timeout": "shutdown_timeout",
+    "reload_timeout": "reload_timeout",
+    "run_id": "run_id",
+}
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
@@ -612,29 +628,59 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             f"mlsm serve needs the service extra ({exc.name} is missing): pip install 'mlsm[service]'"
         ) from None
     from .service.server import serve
-    from .service.settings import ServiceSettings, read_api_key
 
-    key, key_source = read_api_key(args.api_key_file)
+    settings, key_source = _serve_settings(args)
+    return serve(settings, key_source=key_source)
+
+
+def _serve_settings(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """``mlsm serve``'s settings: flags, else the project's ``[service]``/``[defaults]``, else the defaults; and
+    where the API key came from."""
+    from pathlib import Path
+
+    from .project import ProjectSettings, is_project_file, read_project_settings
+    from .provenance import parse_patterns
+    from .service.settings import ServiceSettings, project_service_options, read_api_key
+
+    project, options = ProjectSettings(), {}
+    if is_project_file(args.models):
+        path = Path(args.models)
+        project = read_project_settings(path)
+        options = project_service_options(project.service, f"{path}: [service]", path.resolve().parent)
+    key_file = options.pop("api_key_file", None)
+    if args.api_key_file is not None:
+        key, key_source = read_api_key(args.api_key_file)
+    elif key_file is not None:
+        key, key_source = read_api_key(key_file)
+        key_source = f"{args.models} [service] api_key_file ({key_file})"
+    else:
+        key, key_source = read_api_key(None)
+    for flag, name in _SERVE_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            options[name] = value
+    if args.no_access_log:
+        options["access_log"] = False
     settings = ServiceSettings(
         models=args.models,
-        id_field=args.id_field,
-        store=args.store,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+        id_field=_id_field(args, project),
+        store=args.store or project.store,
         api_key=key,
-        max_body_bytes=args.max_body,
-        model_timeout=args.model_timeout,
-        batch_max_size=args.batch_max_size,
-        batch_max_wait_ms=args.batch_max_wait_ms,
-        queue_size=args.queue_size,
-        queue_wait_ms=args.queue_wait_ms,
-        shutdown_timeout=args.shutdown_timeout,
-        reload_timeout=args.reload_timeout,
-        run_id=args.run_id,
-        access_log=not args.no_access_log,
+        allow_unreleased=args.allow_unreleased,
+        release_branches=parse_patterns(args.release_branches) if args.release_branches else None,
+        **options,
     )
-    return serve(settings, key_source=key_source)
+    return settings, key_source
+
+
+def _id_field(args: argparse.Namespace, project: ProjectSettings) -> str:
+    """``--id-field``, else the project's ``[defaults] id_field``; ``InputError`` when neither says."""
+    from .errors import InputError
+
+    id_field: str | None = args.id_field or project.id_field
+    if not id_field:
+        raise InputError("no id field: pass --id-field NAME (or set id_field in the project's [defaults])")
+    return id_field
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -35,6 +35,14 @@ def example_dir() -> Path:
 
 
 def _module(folder: Path, name: str) -> ModuleType:
+    """Import ``folder/name.py`` (its folder importable meanwhile), leaving no trace in ``sys.path``/``sys.modules``.
+
+    ``train.py`` imports ``features`` and ``leads`` from its folder; left in ``sys.modules`` they would be what a
+    later ``from features import ...`` of another model source finds, and a script's own ``sys.path.insert`` would
+    keep the example folder importable for the rest of the process.
+    """
+    path_before = list(sys.path)
+    modules_before = set(sys.modules)
     sys.path.insert(0, str(folder))
     try:
         spec = importlib.util.spec_from_file_location(f"mlsm_example_{name}", folder / f"{name}.py")
@@ -43,7 +51,12 @@ def _module(folder: Path, name: str) -> ModuleType:
         spec.loader.exec_module(module)
         return module
     finally:
-        sys.path.remove(str(folder))
+        sys.path[:] = path_before
+        home = folder.resolve()
+        for added in set(sys.modules) - modules_before:
+            file = getattr(sys.modules[added], "__file__", None)
+            if file and Path(file).resolve().parent == home:
+                del sys.modules[added]
 
 
 def ensure_artifacts(folder: Path) -> None:

@@ -191,6 +191,7 @@ class Engine:
         converted = [check.convert_column(columns.get(check.name), length) for check in self._checks]
         rows: list[dict[str, Any]] = [{} for _ in range(length)]
         py_cache: dict[int, list[Any]] = {}
+        frames: dict[tuple[int, ...], Any] = {}  # batch models reading the same fields share one frame build
         seen_names: set[str] = set()
         for step in self._steps:
             bad: dict[int, list[tuple[str, str]]] = {}
@@ -199,7 +200,11 @@ class Engine:
                     bad.setdefault(row, []).append((name, problem))
             valid = [r for r in range(length) if r not in bad] if bad else range(length)
             if step.batch:
-                slots = _call_batch(step, _frame_from_columns(step, converted, valid, length), len(valid))
+                shape = tuple(step.slots)  # the same fields: the same valid rows, the same frame
+                if shape not in frames:
+                    frames[shape] = _frame_from_columns(step, converted, valid, length)
+                # each model gets its own copy (shallow under copy-on-write): one model's changes never reach another
+                slots = _call_batch(step, _own_copy(frames[shape]), len(valid))
             else:
                 for i in step.slots:
                     if i not in py_cache:
@@ -209,7 +214,14 @@ class Engine:
                 if bad:
                     data_rows = (values for row, values in enumerate(data_rows) if row not in bad)
                 names, call = step.names, _call_record
-                slots = [call(step, dict(zip(names, values)), rows[row]) for row, values in zip(valid, data_rows)]
+                if isinstance(step.call, ModelCaller):  # one hand-off to a time-limit thread for all the rows
+                    calls = [
+                        ((), {"data": dict(zip(names, values)), "results": rows[row]})
+                        for row, values in zip(valid, data_rows)
+                    ]
+                    slots = [_record_slot(step, outcome) for outcome in step.call.map(calls)]
+                else:
+                    slots = [call(step, dict(zip(names, values)), rows[row]) for row, values in zip(valid, data_rows)]
             if bad:
                 full: list[Any] = [None] * length
                 for row, slot in zip(valid, slots):
@@ -249,6 +261,9 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
         "exception_slot": _exception_slot,
         "finish": _finish_output,
         "call_batch_one": _call_batch_one,
+        "call_batch_frame": _call_batch_frame,
+        "frame_one": _frame_from_record,
+        "own_copy": _own_copy,
         "LIMIT": _STR_MEMO_LIMIT,
     }
     lines = ["def score(record):", "    problems = None"]
@@ -278,6 +293,8 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
     seen: set[str] = set()
     built: dict[tuple[int, ...], int] = {}  # models reading the same fields copy one data dict
     shapes = Counter(tuple(step.slots) for step in steps)
+    batch_shapes = Counter(tuple(step.slots) for step in steps if step.batch)
+    frames: dict[tuple[int, ...], int] = {}  # batch models reading the same fields share one frame build
     for k, step in enumerate(steps):
         model = step.model
         env[f"fcn{k}"] = step.call
@@ -287,7 +304,10 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
         env[f"pairs{k}"] = tuple(zip(step.names, step.slots))
         shape = tuple(step.slots)
         literal = "{" + ", ".join(f"{name!r}: v{i}" for name, i in zip(step.names, step.slots)) + "}"
-        if shapes[shape] == 1:
+        reuse_frame = step.batch and shape in frames
+        if reuse_frame:
+            data = ""  # not needed: the frame of an earlier model with these fields is copied
+        elif shapes[shape] == 1:
             data = literal
         elif shape in built:
             data = f"data{built[shape]}.copy()"
@@ -298,7 +318,14 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
         lines.append(f"        slot = invalid(problems, pairs{k})")
         if step.batch:
             lines.append("    else:")
-            lines.append(f"        slot = call_batch_one(step{k}, {data})")
+            if reuse_frame:  # valid exactly when the first model with these fields was: its frame exists
+                lines.append(f"        slot = call_batch_frame(step{k}, own_copy(frame{frames[shape]}))")
+            elif batch_shapes[shape] > 1:  # each model gets its own copy (shallow under copy-on-write)
+                frames[shape] = k
+                built_frame = f"(frame{k} := frame_one(step{k}, {data}))"
+                lines.append(f"        slot = call_batch_frame(step{k}, own_copy({built_frame}))")
+            else:
+                lines.append(f"        slot = call_batch_one(step{k}, {data})")
         else:
             lines.append("    else:")
             lines.append("        try:")
@@ -384,6 +411,10 @@ def _call_batch_one(step: _Step, data: dict[str, Any]) -> dict[str, Any]:
     return _call_batch(step, _frame_from_record(step, data), 1)[0]
 
 
+def _call_batch_frame(step: _Step, frame: Any) -> dict[str, Any]:
+    return _call_batch(step, frame, 1)[0]
+
+
 def run_single(model: Model, data: Mapping[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     """``Model.execute``: validate ``data`` for one model, run it, store its slot in ``results``."""
     step = _Step(model, compile_fields(model.fields), [], (), isinstance(model, SummaryModel), model.fcn)
@@ -421,16 +452,29 @@ def _score_one(step: _Step, source: Mapping[str, Any], results: dict[str, Any]) 
 
 
 def _call_record(step: _Step, data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
-    model = step.model
     try:
         output = step.call(data=data, results=results)
     except (Exception, SystemExit) as exc:
         return _exception_slot(exc)
+    return _output_slot(step, output)
+
+
+def _record_slot(step: _Step, outcome: tuple[bool, Any, float]) -> dict[str, Any]:
+    """The slot for one outcome of ``ModelCaller.map``, as :func:`_call_record` makes it for one call."""
+    ok, value, _ = outcome
+    if ok:
+        return _output_slot(step, value)
+    if isinstance(value, (Exception, SystemExit)):
+        return _exception_slot(value)
+    raise value  # KeyboardInterrupt and the like are not a model's failure
+
+
+def _output_slot(step: _Step, output: Any) -> dict[str, Any]:
     try:
         slot = clean_result(output)
     except BadOutput as exc:
         return error_slot(f"bad output: {exc}")
-    slot["_status"] = model.status
+    slot["_status"] = step.model.status
     return slot
 
 
@@ -523,6 +567,15 @@ def _frame_from_record(step: _Step, data: dict[str, Any]) -> Any:
         col = check.from_values([data[check.name]])
         columns[check.name] = (col.values, col.missing)
     return _frame(columns, 1)
+
+
+def _own_copy(frame: Any) -> Any:
+    """A copy of a shared frame for one model: shallow under pandas' copy-on-write (the default from pandas 3),
+    where changing it copies what changes; deep otherwise, where a shallow copy would share changes."""
+    import pandas as pd
+
+    cow = int(pd.__version__.split(".", 1)[0]) >= 3 or pd.options.mode.copy_on_write is True
+    return frame.copy(deep=not cow)
 
 
 def _frame(columns: dict[str, tuple[Any, Any]], length: int) -> Any:

@@ -48,9 +48,12 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-_NUMBER = r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*"
+# ASCII whitespace and digits only: Python's str.strip(), \s and \d know more than Arrow's kernels, and both paths
+# must agree value for value
+_WHITESPACE = " \t\n\r\f\v"
+_NUMBER = r"[ \t\n\r\f\v]*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[ \t\n\r\f\v]*"
 _NUMBER_RE = re.compile(_NUMBER + r"\Z")
-_PURE_INT_RE = re.compile(r"\s*[-+]?\d+\s*\Z")
+_PURE_INT_RE = re.compile(r"[ \t\n\r\f\v]*[-+]?[0-9]+[ \t\n\r\f\v]*\Z")
 _MISSING_WORDS = ("", "nan", "none", "null")
 _TRUE_WORDS = ("true", "yes", "1")
 _FALSE_WORDS = ("false", "no", "0")
@@ -177,7 +180,7 @@ def _is_missing(value: Any) -> bool:
     if kind is float:
         return value != value
     if kind is str:
-        return value.strip().lower() in _MISSING_WORDS
+        return value.strip(_WHITESPACE).lower() in _MISSING_WORDS
     if isinstance(value, float):  # numpy floating
         return bool(value != value)
     return type(value).__name__ in ("NAType", "NaTType")
@@ -303,7 +306,7 @@ class FieldCheck:
         atype = column.type
         n = len(column)
         if pa.types.is_string(atype) or pa.types.is_large_string(atype):
-            trimmed = pc.utf8_trim_whitespace(column)
+            trimmed = pc.utf8_trim(column, characters=_WHITESPACE)
             missing = _fill(pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(_MISSING_WORDS)), True)
             missing |= _fill(pc.is_null(column), True)
             if kind in (int, float):
@@ -520,7 +523,7 @@ def _to_bool(value: Any) -> bool:
     if kind is bool:
         return value
     if kind is str:
-        word = value.strip().lower()
+        word = value.strip(_WHITESPACE).lower()
         if word in _TRUE_WORDS:
             return True
         if word in _FALSE_WORDS:

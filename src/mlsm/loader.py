@@ -2,7 +2,9 @@
 
 The module's ``MODELS`` list is used when it has one; otherwise every ``Model``/``SummaryModel`` bound at its top
 level, in definition order. A file is imported under a fresh module name every time, so loading it again (a
-reload) never sees the previous import's state.
+reload) never sees the previous import's state. A dotted module is imported afresh too: the Python modules of its
+top-level package that an earlier import left in ``sys.modules`` are forgotten first (never ``mlsm`` itself, the
+standard library, or compiled extension modules, which cannot be imported twice in a process).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import importlib
 import importlib.util
 import itertools
 import sys
+import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -35,16 +40,22 @@ class LoadedModels:
     helpers: dict[str, Path] = field(default_factory=dict)  # modules the file imported from its own folder
 
 
-def load_models(spec: str) -> LoadedModels:
-    """Import ``spec`` and collect its models; ``ModelLoadError`` with one clear line when that fails."""
+def load_models(spec: str, *, search: Path | None = None) -> LoadedModels:
+    """Import ``spec`` and collect its models; ``ModelLoadError`` with one clear line when that fails.
+
+    ``search`` (for a dotted module) is a folder importable while the module loads, such as a project's folder;
+    the modules imported from it are forgotten afterwards and reported in ``helpers``, as a file's helper modules
+    are.
+    """
     path = Path(spec)
     helpers: dict[str, Path] = {}
     if spec.endswith(".py") or path.exists():
         module = _import_file(path, spec, helpers)
     else:
-        module = _import_module(spec)
+        module = _import_module(spec, search, helpers)
     models = _collect(module, spec)
     file = getattr(module, "__file__", None)
+    helpers.pop(module.__name__, None)  # the models file itself is not its own helper
     return LoadedModels(models, spec, module, Path(file).resolve() if file else None, helpers)
 
 
@@ -68,7 +79,10 @@ def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> ModuleType:
     sys.modules[name] = module
     before = set(sys.modules)
     try:
-        module_spec.loader.exec_module(module)
+        # compiled from the file's bytes as they are now, never from a cached .pyc (see _no_bytecode_cache)
+        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        with _no_bytecode_cache():
+            exec(code, module.__dict__)
     except BaseException as exc:
         sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
@@ -81,6 +95,23 @@ def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> ModuleType:
             pass
         helpers.update(_forget_helpers(set(sys.modules) - before, path.parent))
     return module
+
+
+@contextmanager
+def _no_bytecode_cache() -> Iterator[None]:
+    """Import without writing ``__pycache__`` files.
+
+    Python trusts a cached ``.pyc`` when its source has the same size and modification second; a models file or
+    helper rewritten within the same second with the same size (a quick edit, a checkout, a deploy tool) would
+    then run its old code while provenance hashes the new bytes. Modules this process imports for models are
+    therefore compiled from source each time, and leave no cache behind.
+    """
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = before
 
 
 def _forget_helpers(names: set[str], folder: Path) -> dict[str, Path]:
@@ -107,9 +138,39 @@ def _forget_helpers(names: set[str], folder: Path) -> dict[str, Path]:
     return forgotten
 
 
-def _import_module(spec: str) -> ModuleType:
+def _forget_package(spec: str) -> list[str]:
+    """Forget the cached Python modules of ``spec``'s top-level package, so importing ``spec`` reads its code now.
+
+    A reload after ``pip install -U acme-scoring`` or an edit must not get the module objects of the first import.
+    Kept: ``mlsm`` (models are checked against its classes), the standard library, and compiled extension modules.
+    The modules forgotten stay alive as long as the models that use them. Returns the names forgotten.
+    """
+    top = spec.partition(".")[0]
+    if not top or top == "mlsm" or top in sys.stdlib_module_names:
+        return []
+    stdlib = [Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")]
+    forgotten = []
+    for name in [name for name in list(sys.modules) if name == top or name.startswith(top + ".")]:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file is not None and not file.endswith(".py"):
+            continue  # an extension module (or a compiled .pyc-only one): importing it again fails or is unsafe
+        if file is not None and any(Path(file).resolve().is_relative_to(folder) for folder in stdlib):
+            continue
+        sys.modules.pop(name, None)
+        forgotten.append(name)
+    importlib.invalidate_caches()  # a module file added since the last import is found
+    return forgotten
+
+
+def _import_module(spec: str, search: Path | None, helpers: dict[str, Path]) -> ModuleType:
+    _forget_package(spec)
+    folder = str(search.resolve()) if search is not None else None
+    if folder is not None:
+        sys.path.insert(0, folder)
+    before = set(sys.modules)
     try:
-        return importlib.import_module(spec)
+        with _no_bytecode_cache():
+            return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         if exc.name and spec.startswith(exc.name):
             raise ModelLoadError(
@@ -120,6 +181,13 @@ def _import_module(spec: str) -> ModuleType:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise ModelLoadError(f"cannot load models from {spec!r}: {_describe(exc, None)}") from exc
+    finally:
+        if folder is not None:
+            try:
+                sys.path.remove(folder)
+            except ValueError:
+                pass
+            helpers.update(_forget_helpers(set(sys.modules) - before, Path(folder)))
 
 
 def _collect(module: ModuleType, spec: str) -> list[Model]:

@@ -40,11 +40,11 @@ import hashlib
 import os
 import re
 import shutil
-import sys
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .errors import ModelLoadError, ProjectError
@@ -63,6 +63,7 @@ __all__ = [
     "load_model_set",
     "load_project",
     "pin_source",
+    "read_project_settings",
 ]
 
 #: Where git sources are cloned, relative to the project file, unless ``cache_dir`` says otherwise.
@@ -100,6 +101,8 @@ class ModelSource:
     tag: str | None = None
     commit: str | None = None  # the full commit a git source resolved to
     file: str | None = None  # git: the models file inside the repository
+    module: ModuleType | None = field(default=None, repr=False)  # the module the models were imported in
+    helpers: dict[str, Path] = field(default_factory=dict, repr=False)  # modules it imported from its folder
 
     @property
     def label(self) -> str:
@@ -161,7 +164,7 @@ def load_model_set(spec: str, *, cache_dir: Path | None = None) -> ModelSet:
         return load_project(Path(spec), cache_dir=cache_dir)
     loaded = load_models(spec)
     kind = "path" if loaded.path is not None and (spec.endswith(".py") or Path(spec).exists()) else "module"
-    source = ModelSource(kind, spec, list(loaded.models), loaded.path)
+    source = ModelSource(kind, spec, list(loaded.models), loaded.path, module=loaded.module, helpers=loaded.helpers)
     return ModelSet(list(loaded.models), [source])
 
 
@@ -216,6 +219,16 @@ def _settings(path: Path, data: dict[str, Any]) -> ProjectSettings:
         _string_list(f"{path}: [release] tags", release["tags"]) if "tags" in release else None,
     )
     return ProjectSettings(defaults.get("id_field"), defaults.get("store"), chunk, dict(service), policy)
+
+
+def read_project_settings(path: Path) -> ProjectSettings:
+    """A project file's settings (``[defaults]``, ``[service]``, ``[release]``) without loading its models.
+
+    ``ProjectError`` with one line when the file cannot be read or a setting is invalid.
+    """
+    data = _read(Path(path))
+    _unknown(str(path), data, _TOP_KEYS)
+    return _settings(Path(path), data)
 
 
 def load_project(path: Path, *, cache_dir: Path | None = None) -> ModelSet:
@@ -289,19 +302,18 @@ def _load_source(path: Path, number: int, entry: dict[str, Any], base: Path, cac
             loaded = load_models(str(base / entry["path"]))
         except ModelLoadError as exc:
             raise ModelLoadError(f"{where}: {exc}") from exc
-        return ModelSource("path", entry["path"], list(loaded.models), loaded.path, name)
+        return ModelSource(
+            "path", entry["path"], list(loaded.models), loaded.path, name, module=loaded.module, helpers=loaded.helpers
+        )
     if kind == "module":
-        sys.path.insert(0, str(base))
         try:
-            loaded = load_models(entry["module"])
+            loaded = load_models(entry["module"], search=base)  # this file's folder is importable while it loads
         except ModelLoadError as exc:
             raise ModelLoadError(f"{where}: {exc}") from exc
-        finally:
-            try:
-                sys.path.remove(str(base))
-            except ValueError:
-                pass
-        return ModelSource("module", entry["module"], list(loaded.models), loaded.path, name)
+        return ModelSource(
+            "module", entry["module"], list(loaded.models), loaded.path, name, module=loaded.module,
+            helpers=loaded.helpers,
+        )  # fmt: skip
     url = entry["git"]
     checkout, commit = fetch_git_source(
         _git_location(url, base), tag=entry.get("tag"), commit=entry.get("commit"), cache_dir=cache_dir
@@ -320,8 +332,9 @@ def _load_source(path: Path, number: int, entry: dict[str, Any], base: Path, cac
     except ModelLoadError as exc:
         raise ModelLoadError(f"{url} at {entry.get('tag') or commit[:12]}: {exc}") from exc
     return ModelSource(
-        "git", url, list(loaded.models), loaded.path, name or _repo_name(url), entry.get("tag"), commit, inner
-    )
+        "git", url, list(loaded.models), loaded.path, name or _repo_name(url), entry.get("tag"), commit, inner,
+        module=loaded.module, helpers=loaded.helpers,
+    )  # fmt: skip
 
 
 def _is_url(location: str) -> bool:

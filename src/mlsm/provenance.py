@@ -41,8 +41,11 @@ __all__ = [
     "environment",
     "file_digest",
     "find_unreleased",
+    "parse_patterns",
     "release_gate",
+    "release_policy",
     "source_file",
+    "unreleased_warning",
 ]
 
 #: Libraries whose versions a run records when they are installed (a model's numbers depend on them).
@@ -277,6 +280,26 @@ def find_unreleased(provenance: Mapping[str, Any], policy: ReleasePolicy | None 
         if problem is not None:
             found.append(problem)
     return found
+
+
+def parse_patterns(text: str) -> tuple[str, ...]:
+    """``"main, prod/*"`` (as ``--release-branches`` takes it) as ``("main", "prod/*")``."""
+    return tuple(pattern.strip() for pattern in text.split(",") if pattern.strip())
+
+
+def release_policy(model_set: ModelSet, branches: Sequence[str] | None = None) -> ReleasePolicy:
+    """The draft rule's policy for ``model_set``: its project's ``[release]`` table (else the defaults), with
+    ``branches`` (``--release-branches``) replacing the branch patterns when given; the tag patterns stay."""
+    policy = model_set.settings.release
+    return policy if branches is None else ReleasePolicy(tuple(branches), policy.tags)
+
+
+def unreleased_warning(provenance: Mapping[str, Any]) -> str | None:
+    """The warning to show when ``--allow-unreleased`` let active models from unreleased code run, else None."""
+    overridden = provenance.get("draft_rule", {}).get("overridden") or []
+    if not overridden:
+        return None
+    return f"--allow-unreleased: running active models from unreleased code: {'; '.join(overridden)}"
 
 
 def release_gate(

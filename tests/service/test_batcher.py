@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from mlsm.service.batcher import Batcher
-from mlsm.service.modelset import ModelSet, load_model_set
+from mlsm.service.modelset import ServingSet, load_serving_set
+from mlsm.service.settings import ServiceSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -26,10 +27,11 @@ BATCH_MODELS = """
 """
 
 
-def model_set(folder: Path, version: str) -> ModelSet:
+def model_set(folder: Path, version: str) -> ServingSet:
     path = folder / f"models_{version}.py"
     path.write_text(textwrap.dedent(BATCH_MODELS.format(version=version)))
-    return load_model_set(str(path), generation=int(version), trigger="test", timeout=None)
+    settings = ServiceSettings(str(path), "id", model_timeout=60)
+    return load_serving_set(settings, generation=int(version), trigger="test")
 
 
 async def test_clients_in_step_are_scored_one_group_per_round(tmp_path: Path) -> None:

@@ -248,3 +248,17 @@ def test_several_workers_share_the_port_reload_together_and_drain_on_sigterm(
             assert store.current(key) == body
         run = store.get_run(body["_run"])
         assert run is not None and run.status == "completed" and run.info["settings"]["workers"] == 2
+    # the supervisor recorded the code each worker served: the first set, and the reloaded one once
+    assert [s["models"] for s in run.info["sets"]] == [
+        ["adder@1", "doubler@1", "summary@1"],
+        ["adder@2", "doubler@2", "summary@1"],
+    ]
+    assert run.info["sets"][1]["trigger"] in ("api", "SIGHUP")
+    assert run.info["sets"][1]["provenance"]["models"]["adder@2"]["sha256"] == _sha256(path)
+    assert list(run.info["provenance"]["models"]) == ["adder@2", "doubler@2", "summary@1"]
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlsm import ServiceError
-from mlsm.service.settings import ServiceSettings, read_api_key
+from mlsm import ProjectError, ServiceError
+from mlsm.service.settings import ServiceSettings, project_service_options, read_api_key
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,35 @@ def test_the_key_file_wins_over_the_environment_and_is_stripped(tmp_path: Path) 
     key_file.write_text("\n")
     with pytest.raises(ServiceError, match="is empty: put the key in it"):
         read_api_key(str(key_file), {})
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"prot": 80}, "mlsm.toml: [service]: unknown key 'prot'; valid keys are: access_log, api_key_file, "),
+        ({"port": 70000}, "mlsm.toml: [service]: port = 70000: expected 0-65535"),
+        ({"port": "8000"}, "mlsm.toml: [service]: port = '8000': expected 0-65535"),
+        ({"model_timeout": 0}, "mlsm.toml: [service]: model_timeout = 0: expected a number of seconds above 0"),
+        ({"access_log": "no"}, "mlsm.toml: [service]: access_log = 'no': expected true or false"),
+        ({"max_body": "lots"}, "mlsm.toml: [service]: max_body = 'lots': expected a size such as 10MiB"),
+        ({"allow_unreleased": True}, "mlsm.toml: [service]: allow_unreleased cannot be set here: it is a flag only"),
+        ({"api_key": "s3cret"}, "mlsm.toml: [service]: api_key cannot be set here: never put the key in a project"),
+        ({"id_field": "lead"}, "mlsm.toml: [service]: id_field cannot be set here: set it in [defaults]"),
+    ],
+)
+def test_a_bad_service_table_names_the_key_and_value(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ProjectError) as caught:
+        project_service_options(table, "mlsm.toml: [service]", Path("/deploy"))
+    assert str(caught.value).startswith(message)
+
+
+def test_the_service_table_converts_sizes_numbers_and_paths(tmp_path: Path) -> None:
+    table = {"max_body": "1MiB", "model_timeout": 2, "batch_max_wait_ms": 0, "api_key_file": "secrets/key"}
+    options = project_service_options(table, "mlsm.toml: [service]", tmp_path)
+    assert options == {
+        "max_body_bytes": 1024 * 1024,
+        "model_timeout": 2.0,
+        "batch_max_wait_ms": 0.0,
+        "api_key_file": str(tmp_path / "secrets" / "key"),
+    }
+    ServiceSettings("m.py", "id", **{k: v for k, v in options.items() if k != "api_key_file"}).check()

@@ -37,7 +37,7 @@ from starlette.routing import Match
 
 from .. import __version__
 from ..errors import QueueFull, ReloadError, RequestError, ResultNotStored
-from .modelset import ModelSet
+from .modelset import ServingSet, settings_changes
 from .openapi import add_model_schemas
 from .runtime import ServiceRuntime
 
@@ -134,13 +134,15 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
                 },
                 status_code=409,
             )
-        return JSONResponse(
-            {
-                "reloaded": True,
-                "previous": {"generation": previous.generation, "source_hash": previous.source_hash},
-                "live": fresh.description,
-            }
-        )
+        body: dict[str, Any] = {
+            "reloaded": True,
+            "previous": {"generation": previous.generation, "source_hash": previous.source_hash},
+            "live": fresh.description,
+        }
+        notes = settings_changes(previous, fresh)
+        if notes:
+            body["notes"] = notes
+        return JSONResponse(body)
 
     @app.get("/healthz", summary="The process is alive", tags=["operations"])
     async def healthz() -> Response:
@@ -208,7 +210,7 @@ async def _reload_quietly(runtime: ServiceRuntime, trigger: str) -> None:
 
 
 def _models_body(runtime: ServiceRuntime) -> dict[str, Any]:
-    live: ModelSet = runtime.live.current
+    live: ServingSet = runtime.live.current
     body = {"live": live.description, "last_reload": runtime.live.last_reload, "pid": os.getpid()}
     return body
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..engine import Engine
 from ..fields import MISSING
-from .modelset import ModelSet
+from .modelset import ServingSet
 
 __all__ = ["Batcher", "score_records"]
 
@@ -74,10 +74,10 @@ class Batcher:
         self.max_size = max_size
         self.max_wait = max_wait_ms / 1000.0
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="mlsm-score")
-        self._lanes: dict[ModelSet, _Lane] = {}
+        self._lanes: dict[ServingSet, _Lane] = {}
         self._on_group = on_group
 
-    async def score(self, model_set: ModelSet, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def score(self, model_set: ServingSet, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each record's results ``{name: {version: slot}}``, in order, scored by ``model_set``."""
         loop = asyncio.get_running_loop()
         if not model_set.has_batch_models or len(records) >= self.max_size:
@@ -107,7 +107,7 @@ class Batcher:
             lane.timer = loop.call_later(delay, self._dispatch, model_set, lane)
         return await future
 
-    def _dispatch(self, model_set: ModelSet, lane: _Lane) -> None:
+    def _dispatch(self, model_set: ServingSet, lane: _Lane) -> None:
         if lane.timer is not None:
             lane.timer.cancel()
             lane.timer = None
@@ -125,7 +125,7 @@ class Batcher:
 
     def _finish(
         self,
-        model_set: ModelSet,
+        model_set: ServingSet,
         lane: _Lane,
         items: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]],
         done: asyncio.Future[list[dict[str, Any]]],

@@ -1,11 +1,14 @@
 """The live model set of the service, and reloading it without ever serving a broken one.
 
-A :class:`ModelSet` is one import of the model source, planned into an :class:`~mlsm.Engine`, with every model's
-preflight passed. :class:`LiveModels` holds the set that serves; a reload imports the source again into a fresh
-module (helper modules from the model file's folder are imported afresh too), plans it, preflights every model,
-and only when all of that passes swaps the whole set in one assignment. A request holds the set it started with
-until it answers, so in-flight requests finish on their set. A failed reload raises
-:class:`~mlsm.errors.ReloadError` with one reason per problem, and the previous set keeps serving.
+A :class:`ServingSet` is one load of ``MODELS`` (a ``.py`` file, a dotted module or a project file, through
+:func:`mlsm.project.load_model_set`, as ``mlsm run`` loads it) that passed the draft rule
+(:func:`mlsm.provenance.release_gate`, whose provenance it keeps), planned into an :class:`~mlsm.Engine`, with
+every model's preflight passed. :class:`LiveModels` holds the set that serves; a reload loads ``MODELS`` again (a
+project file is read again, so a changed pin or source list takes effect; files, modules and their helper modules
+are imported afresh), applies the draft rule, plans it, preflights every model, and only when all of that passes
+swaps the whole set in one assignment. A request holds the set it started with until it answers, so in-flight
+requests finish on their set. A failed reload raises :class:`~mlsm.errors.ReloadError` with one reason per
+problem, and the previous set keeps serving.
 """
 
 from __future__ import annotations
@@ -23,28 +26,42 @@ from types import ModuleType
 from typing import Any
 
 from ..engine import Engine
-from ..errors import MlsmError, ReloadError
+from ..errors import MlsmError, ReloadError, UnreleasedModelError
 from ..fields import MISSING, as_field
-from ..loader import LoadedModels, load_models
 from ..models import Model, SummaryModel
 from ..preflight import preflight_model
+from ..project import ModelSet, load_model_set
+from ..provenance import release_gate, release_policy
 from ..timeouts import OnCall
+from .settings import ServiceSettings
 
-__all__ = ["LiveModels", "ModelSet", "load_model_set", "load_model_set_within"]
+__all__ = ["LiveModels", "ServingSet", "load_serving_set", "load_serving_set_within", "settings_changes"]
 
 
 @dataclass(eq=False)
-class ModelSet:
-    """One loaded, planned and preflighted set of models; immutable once built."""
+class ServingSet:
+    """One loaded, gated, planned and preflighted set of models; immutable once built."""
 
     generation: int  # 1 for the set the service started with, +1 per successful reload
     engine: Engine
-    source: str
-    source_hash: str  # sha256 of the model file and the helper modules it imported from its folder
+    source: str  # MODELS as given: a file, a module or a project file
+    source_hash: str  # sha256 of every source's models file and the helper modules it imported from its folder
     loaded_at: float
     trigger: str  # startup, api (POST /v1/admin/reload) or SIGHUP
-    module: ModuleType | None = field(default=None, repr=False)
-    helper_modules: tuple[str, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict, repr=False)  # release_gate's: the code of this set
+    model_set: ModelSet | None = field(default=None, repr=False)  # the sources and the project's settings
+
+    @property
+    def modules(self) -> tuple[ModuleType, ...]:
+        """The modules the set's models were imported in, one per source."""
+        if self.model_set is None:
+            return ()
+        return tuple(source.module for source in self.model_set.sources if source.module is not None)
+
+    @property
+    def module(self) -> ModuleType | None:
+        """The module of the first source (the only one unless ``MODELS`` is a project)."""
+        return self.modules[0] if self.modules else None
 
     @property
     def has_batch_models(self) -> bool:
@@ -64,6 +81,7 @@ class ModelSet:
         }
 
     def _describe_model(self, model: Model) -> dict[str, Any]:
+        code = self.provenance.get("models", {}).get(model.key, {})
         info: dict[str, Any] = {
             "name": model.name,
             "version": model.version,
@@ -75,15 +93,19 @@ class ModelSet:
             "timeout": self.engine.timeouts.get(model.key),
             "source_hash": _function_file_hash(model) or self.source_hash,
         }
+        if code.get("git"):
+            git = code["git"]
+            info["git"] = {key: git.get(key) for key in ("commit", "branch", "tags", "dirty")}
+        if self.model_set is not None and self.model_set.project is not None:
+            info["origin"] = self.model_set.source_of(model).label
         if isinstance(model, SummaryModel):
             info["needs"] = model.needs()
         return info
 
     def close(self) -> None:
-        """Forget the set's module (so it can be freed once no request holds the set) and its idle threads."""
+        """Forget the set's modules (so they can be freed once no request holds the set) and its idle threads."""
         self.engine.close()
-        if self.module is not None and sys.modules.get(self.module.__name__) is self.module:
-            del sys.modules[self.module.__name__]
+        _forget_modules(self.model_set)
 
 
 def describe_field(spec: Any) -> dict[str, Any]:
@@ -102,30 +124,30 @@ def describe_field(spec: Any) -> dict[str, Any]:
     return info
 
 
-def load_model_set(
-    source: str,
-    *,
-    generation: int,
-    trigger: str,
-    timeout: float | None,
-    on_call: OnCall | None = None,
-) -> ModelSet:
-    """Import ``source`` afresh, plan it and preflight every model; ``ReloadError`` listing every problem."""
-    # the loader imports the file and its helper modules afresh every time (and forgets the helpers after)
+def load_serving_set(
+    settings: ServiceSettings, *, generation: int, trigger: str, on_call: OnCall | None = None
+) -> ServingSet:
+    """Load ``settings.models`` afresh, apply the draft rule, plan it and preflight every model.
+
+    ``ReloadError`` listing every problem; for the draft rule its message is the one line ``mlsm run`` prints
+    (naming the model, the branch and the fix).
+    """
     try:
-        loaded = load_models(source)
+        model_set = load_model_set(settings.models)
     except MlsmError as exc:
         raise ReloadError(f"cannot load models: {exc}", [str(exc)]) from exc
-    helpers = loaded.helpers
-
-    def give_up(error: ReloadError) -> ReloadError:
-        sys.modules.pop(loaded.module.__name__, None)
-        return error
-
     try:
-        engine = Engine(loaded.models, timeout=timeout, on_call=on_call)
+        policy = release_policy(model_set, settings.release_branches)
+        provenance = release_gate(model_set, policy=policy, allow_unreleased=settings.allow_unreleased)
+    except UnreleasedModelError as exc:
+        _forget_modules(model_set)
+        raise ReloadError(str(exc), [str(exc)]) from exc
+    try:
+        engine = Engine(model_set.models, timeout=settings.model_timeout, on_call=on_call)
     except MlsmError as exc:
-        raise give_up(ReloadError(f"{source!r} does not define a usable model set: {exc}", [str(exc)])) from exc
+        _forget_modules(model_set)
+        message = f"{settings.models!r} does not define a usable model set: {exc}"
+        raise ReloadError(message, [str(exc)]) from exc
     reasons = []
     models = engine.all_models
     for i, model in enumerate(models):
@@ -142,37 +164,50 @@ def load_model_set(
             )
     if reasons:
         engine.close()
+        _forget_modules(model_set)
         more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
         message = f"{len(reasons)} of {len(models)} models failed their preflight: {reasons[0]}{more}"
-        raise give_up(ReloadError(message, reasons))
-    return ModelSet(
+        raise ReloadError(message, reasons)
+    return ServingSet(
         generation=generation,
         engine=engine,
-        source=source,
-        source_hash=_source_hash(loaded, helpers),
+        source=settings.models,
+        source_hash=_source_hash(model_set),
         loaded_at=time.time(),
         trigger=trigger,
-        module=loaded.module,
-        helper_modules=tuple(sorted(helpers)),
+        provenance=provenance,
+        model_set=model_set,
     )
+
+
+def settings_changes(previous: ServingSet, fresh: ServingSet) -> list[str]:
+    """What changed in the project's settings that a reload cannot apply (the service keeps its first ones)."""
+    if previous.model_set is None or fresh.model_set is None:
+        return []
+    before, after = previous.model_set.settings, fresh.model_set.settings
+    changed = [f"[defaults] {name}" for name in ("id_field", "store") if getattr(before, name) != getattr(after, name)]
+    changed += [
+        f"[service] {key}" for key in sorted(set(before.service) | set(after.service))
+        if before.service.get(key) != after.service.get(key)
+    ]  # fmt: skip
+    return [f"{item} changed in the project file: it takes effect when mlsm serve restarts" for item in changed]
 
 
 class LiveModels:
     """The model set that serves now, swapped whole by :meth:`reload`; one reload runs at a time."""
 
-    def __init__(self, first: ModelSet, *, timeout: float | None, on_call: OnCall | None, reload_timeout: float):
+    def __init__(self, first: ServingSet, *, settings: ServiceSettings, on_call: OnCall | None):
         self.current = first
-        self._timeout = timeout
+        self._settings = settings
         self._on_call = on_call
-        self._reload_timeout = reload_timeout
         self._lock = asyncio.Lock()
         self.last_reload: dict[str, Any] | None = None
 
-    async def reload(self, trigger: str) -> tuple[ModelSet, ModelSet]:
-        """Load the source again and swap it in when every check passes; returns ``(previous, new)``.
+    async def reload(self, trigger: str) -> tuple[ServingSet, ServingSet]:
+        """Load ``MODELS`` again and swap it in when every check passes; returns ``(previous, new)``.
 
-        Raises ``ReloadError`` (the current set stays live) when the import, the plan or a preflight fails, or
-        when loading takes longer than the reload time limit.
+        Raises ``ReloadError`` (the current set stays live) when the load, the draft rule, the plan or a preflight
+        fails, or when loading takes longer than the reload time limit.
         """
         async with self._lock:
             previous = self.current
@@ -187,26 +222,25 @@ class LiveModels:
             previous.close()
             return previous, fresh
 
-    async def _load(self, previous: ModelSet, trigger: str) -> ModelSet:
+    async def _load(self, previous: ServingSet, trigger: str) -> ServingSet:
         return await asyncio.to_thread(
-            load_model_set_within,
-            self._reload_timeout,
-            previous.source,
+            load_serving_set_within,
+            self._settings.reload_timeout,
+            self._settings,
             generation=previous.generation + 1,
             trigger=trigger,
-            timeout=self._timeout,
             on_call=self._on_call,
         )
 
 
-def load_model_set_within(seconds: float, source: str, **options: Any) -> ModelSet:
-    """:func:`load_model_set` with a time limit: ``ReloadError`` when the import or a preflight takes longer
-    than ``seconds`` (a model file or model that hangs); the stuck loading thread is abandoned."""
+def load_serving_set_within(seconds: float, settings: ServiceSettings, **options: Any) -> ServingSet:
+    """:func:`load_serving_set` with a time limit: ``ReloadError`` when loading, fetching or a preflight takes
+    longer than ``seconds`` (a model file or model that hangs); the stuck loading thread is abandoned."""
     outcome: list[Any] = []
 
     def work() -> None:
         try:
-            outcome.append(load_model_set(source, **options))
+            outcome.append(load_serving_set(settings, **options))
         except BaseException as exc:
             outcome.append(exc)
 
@@ -223,19 +257,30 @@ def load_model_set_within(seconds: float, source: str, **options: Any) -> ModelS
     if isinstance(result, BaseException):
         message = f"loading the models failed: {type(result).__name__}: {result}"
         raise ReloadError(message, [message]) from result
-    loaded: ModelSet = result
+    loaded: ServingSet = result
     return loaded
 
 
-def _source_hash(loaded: LoadedModels, helpers: dict[str, Path]) -> str:
+def _forget_modules(model_set: ModelSet | None) -> None:
+    """Drop a set's models modules from ``sys.modules`` (when they are still the ones registered there)."""
+    if model_set is None:
+        return
+    for source in model_set.sources:
+        module = source.module
+        if module is not None and sys.modules.get(module.__name__) is module:
+            del sys.modules[module.__name__]
+
+
+def _source_hash(model_set: ModelSet) -> str:
     digest = hashlib.sha256()
-    files = [loaded.path] if loaded.path is not None else []
-    files += sorted(helpers.values())
-    for path in files:
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(str(path).encode())
+    for source in model_set.sources:
+        files = [source.path] if source.path is not None else []
+        files += sorted(source.helpers.values())
+        for path in files:
+            try:
+                digest.update(path.read_bytes())
+            except OSError:
+                digest.update(str(path).encode())
     return "sha256:" + digest.hexdigest()
 
 

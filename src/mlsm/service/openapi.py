@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..fields import MISSING, as_field
-from .modelset import ModelSet
+from .modelset import ServingSet
 
 __all__ = ["add_model_schemas", "field_schema"]
 
@@ -35,7 +35,7 @@ def field_schema(spec: Any) -> dict[str, Any]:
     return schema
 
 
-def add_model_schemas(document: dict[str, Any], model_set: ModelSet, *, id_field: str, api_key: bool) -> None:
+def add_model_schemas(document: dict[str, Any], model_set: ServingSet, *, id_field: str, api_key: bool) -> None:
     """Add the live set's record and result schemas to ``document`` (an OpenAPI dict from FastAPI), in place."""
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -101,7 +101,7 @@ def _error_response(description: str) -> dict[str, Any]:
     }
 
 
-def _record_schema(model_set: ModelSet, id_field: str) -> dict[str, Any]:
+def _record_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
     readers: dict[str, list[tuple[str, Any]]] = {}
     for model in model_set.engine.all_models:
         for name, spec in model.fields.items():
@@ -132,7 +132,7 @@ def _record_schema(model_set: ModelSet, id_field: str) -> dict[str, Any]:
     }
 
 
-def _document_schema(model_set: ModelSet, id_field: str) -> dict[str, Any]:
+def _document_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
     slot = {
         "type": "object",
         "description": "The model's output plus `_status`; or `_error` (one line) and `_errors` (field, problem).",

@@ -1,7 +1,10 @@
 """The running service, apart from HTTP: live models, grouping, the writer, the store, its run, metrics.
 
-:meth:`ServiceRuntime.open` does everything that can fail at setup (import and preflight the models, open the
-store, register the service's run) before anything listens, so ``mlsm serve`` can exit 2 with one line.
+:meth:`ServiceRuntime.open` does everything that can fail at setup (load the models, apply the draft rule,
+preflight them, open the store, register the service's run) before anything listens, so ``mlsm serve`` can exit 2
+with one line. The run record says which code served: ``info["provenance"]`` is the live set's (as
+:func:`~mlsm.provenance.release_gate` gives it, updated on every successful reload) and ``info["sets"]`` lists every
+set the run served, each with its own provenance, so a stored document's ``_run`` leads to its code.
 :meth:`start` and :meth:`stop` are the ASGI lifespan: ``stop`` runs after the server has stopped accepting and
 its in-flight requests have answered, drains the writer, and marks the run completed.
 """
@@ -15,16 +18,17 @@ from typing import Any
 
 from .. import __version__
 from ..documents import Batch, make_document
+from ..provenance import unreleased_warning
 from ..runner import new_run_id
 from ..stores.base import RunRecord, Store, open_store
 from .batcher import Batcher
 from .logs import EventLog
 from .metrics import ServiceMetrics
-from .modelset import LiveModels, ModelSet, load_model_set_within
+from .modelset import LiveModels, ServingSet, load_serving_set_within, settings_changes
 from .settings import ServiceSettings
 from .writer import ResultWriter
 
-__all__ = ["ServiceRuntime", "new_service_run_id"]
+__all__ = ["ServiceRuntime", "load_first_set", "new_service_run_id", "record_set", "service_run_info", "set_info"]
 
 
 def new_service_run_id() -> str:
@@ -39,7 +43,7 @@ class ServiceRuntime:
         self,
         settings: ServiceSettings,
         *,
-        first: ModelSet,
+        first: ServingSet,
         store: Store,
         run: RunRecord,
         owns_run: bool,
@@ -52,9 +56,7 @@ class ServiceRuntime:
         self.owns_run = owns_run
         self.metrics = metrics
         self.log = log
-        self.live = LiveModels(
-            first, timeout=settings.model_timeout, on_call=metrics.on_model_call, reload_timeout=settings.reload_timeout
-        )
+        self.live = LiveModels(first, settings=settings, on_call=metrics.on_model_call)
         self.batcher = Batcher(
             max_size=settings.batch_max_size,
             max_wait_ms=settings.batch_max_wait_ms,
@@ -84,22 +86,23 @@ class ServiceRuntime:
         log: EventLog | None = None,
         run_id: str | None = None,
         owns_run: bool = True,
+        first: ServingSet | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> ServiceRuntime:
-        """Load and preflight the models, open the store and register the run (unless ``owns_run`` is False:
-        a worker of several writes under its supervisor's run ``run_id``). Raises ``MlsmError`` on setup problems.
+        """Load the models (unless ``first`` was loaded already, with ``metrics``' model call hook), open the store
+        and register the run (unless ``owns_run`` is False: a worker of several writes under its supervisor's run
+        ``run_id``). Raises ``MlsmError`` on setup problems.
         """
         settings.check()
         log = log if log is not None else EventLog(access=settings.access_log)
-        metrics = ServiceMetrics()
-        first = load_model_set_within(
-            settings.reload_timeout,
-            settings.models,
-            generation=1,
-            trigger="startup",
-            timeout=settings.model_timeout,
-            on_call=metrics.on_model_call,
-        )
-        store = open_store(settings.store)
+        metrics = metrics if metrics is not None else ServiceMetrics()
+        if first is None:
+            first = load_first_set(settings, log, on_call=metrics.on_model_call)
+        try:
+            store = open_store(settings.store)
+        except BaseException:
+            first.close()
+            raise
         try:
             run_id = run_id or settings.run_id or new_service_run_id()
             if owns_run:
@@ -154,9 +157,9 @@ class ServiceRuntime:
         await self.writer.submit(batch)
         return batch
 
-    async def reload(self, trigger: str) -> tuple[ModelSet, ModelSet]:
-        """Reload the models (see :class:`LiveModels`), count and log the outcome, and record the new set in the
-        run. Raises ``ReloadError`` when the reload was refused.
+    async def reload(self, trigger: str) -> tuple[ServingSet, ServingSet]:
+        """Reload the models (see :class:`LiveModels`), count and log the outcome, and record the new set and its
+        provenance in the run. Raises ``ReloadError`` when the reload was refused.
         """
         from ..errors import ReloadError
 
@@ -179,9 +182,11 @@ class ServiceRuntime:
             models=[m.key for m in fresh.engine.all_models],
             seconds=round(time.perf_counter() - started, 3),
         )
+        _log_overrides(self.log, fresh)
+        for note in settings_changes(previous, fresh):
+            self.log.event("restart_needed", "warning", message=note)
         if self.owns_run:
-            sets = [*self.run.info.get("sets", []), set_info(fresh)]
-            self.run.info = {**self.run.info, "sets": sets}  # replaced whole: the writer thread may be encoding it
+            self.run.info = record_set(self.run.info, fresh)  # replaced whole: the writer thread may be encoding it
             try:
                 await asyncio.get_running_loop().run_in_executor(None, self.store.save_run, self.run)
             except Exception as exc:
@@ -202,20 +207,51 @@ class ServiceRuntime:
         return None
 
 
-def set_info(model_set: ModelSet) -> dict[str, Any]:
-    """A model set as the service's run record keeps it."""
+def load_first_set(settings: ServiceSettings, log: EventLog, *, on_call: Any = None) -> ServingSet:
+    """The set a service starts with (generation 1), loaded within the reload time limit; ``ReloadError`` (one
+    line: a load failure, the draft rule, a failed preflight) when it cannot serve."""
+    first = load_serving_set_within(settings.reload_timeout, settings, generation=1, trigger="startup", on_call=on_call)
+    _log_overrides(log, first)
+    return first
+
+
+def _log_overrides(log: EventLog, model_set: ServingSet) -> None:
+    warning = unreleased_warning(model_set.provenance)
+    if warning:
+        overridden = model_set.provenance["draft_rule"]["overridden"]
+        log.event("unreleased", "warning", generation=model_set.generation, message=warning, models=overridden)
+
+
+def set_info(model_set: ServingSet) -> dict[str, Any]:
+    """A model set as the service's run record keeps it: which set, when, and the code of its models."""
+    provenance = model_set.provenance
     return {
         "generation": model_set.generation,
         "source_hash": model_set.source_hash,
         "models": [model.key for model in model_set.engine.all_models],
         "loaded_at": model_set.loaded_at,
         "trigger": model_set.trigger,
+        "pid": os.getpid(),
+        # the environment (versions) is the process's and stays in info["provenance"]; the models' code is per set
+        "provenance": {key: provenance[key] for key in ("models", "draft_rule") if key in provenance},
     }
 
 
-def service_run_info(settings: ServiceSettings, first: ModelSet, store: Store) -> dict[str, Any]:
-    """What the service's run record says about it: kind, source, store, id field, models, settings."""
-    return {
+def record_set(info: dict[str, Any], entry: dict[str, Any] | ServingSet) -> dict[str, Any]:
+    """A run's ``info`` with one more model set served: appended to ``sets``, and its provenance becoming
+    ``info["provenance"]`` (environment kept). A new dict; ``info`` is not changed."""
+    if isinstance(entry, ServingSet):
+        environment = {k: v for k, v in entry.provenance.items() if k not in ("models", "draft_rule")}
+        entry = set_info(entry)
+    else:
+        environment = {}
+    current = {**info.get("provenance", {}), **environment, **entry["provenance"], "generation": entry["generation"]}
+    return {**info, "provenance": current, "sets": [*info.get("sets", []), entry]}
+
+
+def service_run_info(settings: ServiceSettings, first: ServingSet, store: Store) -> dict[str, Any]:
+    """What the service's run record says about it: kind, source, store, id field, models, settings, provenance."""
+    info = {
         "kind": "service",
         "mlsm": __version__,
         "source": settings.models,
@@ -225,5 +261,5 @@ def service_run_info(settings: ServiceSettings, first: ModelSet, store: Store) -
         "source_hash": first.source_hash,
         "pid": os.getpid(),
         "settings": settings.public(),
-        "sets": [set_info(first)],
     }
+    return record_set(info, first)

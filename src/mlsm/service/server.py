@@ -1,7 +1,8 @@
 """Running the service: the socket, uvicorn, signals, and with ``--workers N`` a supervisor of N processes.
 
-One process (the default): setup (bind, import and preflight the models, open the store, register the run) and
-then uvicorn. SIGTERM or SIGINT: uvicorn stops accepting, lets in-flight requests answer (up to
+One process (the default): setup (load the models and apply the draft rule, preflight them, bind, open the store,
+register the run) and then uvicorn. The models are loaded before the port is bound: a refused model exits 2 without
+ever listening. SIGTERM or SIGINT: uvicorn stops accepting, lets in-flight requests answer (up to
 ``shutdown_timeout``), then the lifespan drains the writer and marks the run completed; exit status 0. SIGHUP:
 reload the models safely (see :mod:`mlsm.service.modelset`).
 
@@ -10,7 +11,8 @@ worker starts), then starts N workers that share the listening socket, each with
 writer, all writing under the supervisor's run. SIGTERM/SIGINT go to every worker, which drain as above; SIGHUP is
 forwarded to every worker. ``POST /v1/admin/reload`` reaches one worker: when its reload succeeds it tells the
 supervisor, which sends SIGHUP to the others. A worker that dies is restarted (with a growing delay while it keeps
-failing).
+failing). The supervisor alone writes the run record: each worker tells it every set it loads (at start and on
+each reload), and the supervisor records each new code in the run.
 """
 
 from __future__ import annotations
@@ -55,13 +57,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def serve(settings: ServiceSettings, *, key_source: str | None = None, log: EventLog | None = None) -> int:
     """Run ``mlsm serve`` until SIGTERM/SIGINT; returns the exit status. Setup problems raise ``MlsmError``."""
+    from .metrics import ServiceMetrics
+    from .runtime import load_first_set
+
     settings.check()
     log = log if log is not None else EventLog(access=settings.access_log)
-    sock = bind_socket(settings.bind_host, settings.port)
+    # the models first: a model refused by the draft rule (or a failed preflight) exits before the port is bound
+    metrics = ServiceMetrics() if settings.workers == 1 else None
+    first = load_first_set(settings, log, on_call=metrics.on_model_call if metrics is not None else None)
     try:
-        if settings.workers > 1:
-            return _supervise(settings, sock, key_source, log)
-        return _serve_one(settings, sock, key_source, log)
+        sock = bind_socket(settings.bind_host, settings.port)
+    except BaseException:
+        first.close()
+        raise
+    try:
+        if metrics is None:
+            return _supervise(settings, sock, first, key_source, log)
+        return _serve_one(settings, sock, first, metrics, key_source, log)
     finally:
         sock.close()
 
@@ -140,11 +152,13 @@ def _freeze_heap(runtime: Any) -> None:
     runtime.on_reloaded.append(after_reload)
 
 
-def _serve_one(settings: ServiceSettings, sock: socket.socket, key_source: str | None, log: EventLog) -> int:
+def _serve_one(
+    settings: ServiceSettings, sock: socket.socket, first: Any, metrics: Any, key_source: str | None, log: EventLog
+) -> int:
     from .app import create_app
     from .runtime import ServiceRuntime
 
-    runtime = ServiceRuntime.open(settings, log=log)
+    runtime = ServiceRuntime.open(settings, log=log, first=first, metrics=metrics)
     _freeze_heap(runtime)
     app = create_app(runtime, handle_sighup=True)
     server = _uvicorn_server(app, settings)
@@ -160,7 +174,7 @@ def _serve_one(settings: ServiceSettings, sock: socket.socket, key_source: str |
 def _worker_main(settings: ServiceSettings, run_id: str, sock: socket.socket, events: Any, index: int) -> None:
     """A worker process: its own runtime under the supervisor's run, serving the shared socket."""
     from .app import create_app
-    from .runtime import ServiceRuntime
+    from .runtime import ServiceRuntime, set_info
 
     log = EventLog(access=settings.access_log)
     try:
@@ -168,10 +182,11 @@ def _worker_main(settings: ServiceSettings, run_id: str, sock: socket.socket, ev
     except MlsmError as exc:
         log.event("worker_setup_failed", "error", worker=index, pid=os.getpid(), message=str(exc))
         sys.exit(2)
+    # the supervisor records the code of every set a worker serves, and has the others reload after an API reload
+    events.put(("loaded", os.getpid(), "startup", set_info(runtime.live.current)))
 
     def reloaded(previous: Any, fresh: Any) -> None:
-        if fresh.trigger == "api":  # the supervisor has the other workers reload too
-            events.put(("reloaded", os.getpid()))
+        events.put(("loaded", os.getpid(), fresh.trigger, set_info(fresh)))
 
     runtime.on_reloaded.append(reloaded)
     _freeze_heap(runtime)
@@ -182,24 +197,36 @@ def _worker_main(settings: ServiceSettings, run_id: str, sock: socket.socket, ev
     sys.exit(0 if server.started else 1)
 
 
-def _supervise(settings: ServiceSettings, sock: socket.socket, key_source: str | None, log: EventLog) -> int:
+def _supervise(
+    settings: ServiceSettings, sock: socket.socket, first: Any, key_source: str | None, log: EventLog
+) -> int:
     import multiprocessing
     import queue
 
     from ..stores.base import RunRecord, open_store
-    from .modelset import load_model_set_within
-    from .runtime import new_service_run_id, service_run_info
+    from .runtime import new_service_run_id, record_set, service_run_info
 
-    first = load_model_set_within(
-        settings.reload_timeout, settings.models, generation=1, trigger="startup", timeout=settings.model_timeout
-    )
-    store = open_store(settings.store)
     try:
-        run = RunRecord.new(settings.run_id or new_service_run_id(), service_run_info(settings, first, store))
-        store.start_run(run)
+        store = open_store(settings.store)
+        try:
+            run = RunRecord.new(settings.run_id or new_service_run_id(), service_run_info(settings, first, store))
+            store.start_run(run)
+        finally:
+            store.close()
     finally:
-        store.close()
-    first.close()
+        first.close()
+
+    def record(entry: dict[str, Any]) -> None:
+        latest = run.info["sets"][-1]
+        same = (entry["source_hash"], entry["provenance"]) == (latest["source_hash"], latest["provenance"])
+        if same:
+            return  # another worker on the code already recorded
+        run.info = record_set(run.info, entry)
+        try:
+            with open_store(settings.store) as store:
+                store.save_run(run)
+        except MlsmError as exc:
+            log.event("run_not_saved", "error", run=run.id, error=str(exc))
 
     metrics_dir = tempfile.mkdtemp(prefix="mlsm-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers: one set of metrics for all
@@ -225,12 +252,14 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, key_source: str |
     try:
         while not stopping:
             try:
-                kind, sender = events.get(timeout=0.2)
+                kind, sender, trigger, entry = events.get(timeout=0.2)
             except queue.Empty:
                 pass
             else:
-                if kind == "reloaded":
-                    _signal_workers(workers, signal.SIGHUP, skip=sender)
+                if kind == "loaded":
+                    record(entry)
+                    if trigger == "api":  # the other workers reload too
+                        _signal_workers(workers, signal.SIGHUP, skip=sender)
             if hangups:
                 hangups.clear()
                 log.event("reload_requested", trigger="SIGHUP", workers=len(workers))
@@ -264,6 +293,13 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, key_source: str |
                 log.event("worker_killed", "error", pid=process.pid, message="did not stop in time")
                 process.kill()
                 process.join()
+        while True:  # sets loaded just before the stop are recorded too
+            try:
+                kind, _, _, entry = events.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                break
+            if kind == "loaded":
+                record(entry)
         with contextlib.suppress(MlsmError), open_store(settings.store) as store:
             run.status, run.ended = "completed", time.time()
             store.save_run(run)

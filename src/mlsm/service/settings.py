@@ -1,16 +1,23 @@
-"""What ``mlsm serve`` is configured with: one settings object, checked once at the entry point."""
+"""What ``mlsm serve`` is configured with: one settings object, checked once at the entry point.
+
+Where a setting comes from, first found wins: the command line; for a project file (``mlsm.toml``), its
+``[service]`` table (``id_field`` and ``store`` from its ``[defaults]``); then the defaults here. ``--allow-unreleased``
+is only ever a flag: a deployment's files cannot switch the draft rule off.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import ServiceError
+from ..errors import ProjectError, ServiceError
 
-__all__ = ["LOOPBACK", "ServiceSettings", "read_api_key"]
+__all__ = ["LOOPBACK", "PROJECT_KEYS", "ServiceSettings", "parse_size", "project_service_options", "read_api_key"]
 
 #: Where the service listens when no API key is configured and no ``--host`` was given.
 LOOPBACK = "127.0.0.1"
@@ -46,30 +53,20 @@ class ServiceSettings:
     scoring_threads: int = 4  # engine calls that may run at once (a hung model holds one)
     access_log: bool = True
     run_id: str | None = None
+    allow_unreleased: bool = False  # --allow-unreleased: active models from unreleased code may serve (recorded)
+    release_branches: tuple[str, ...] | None = None  # --release-branches; None: the project's [release], else defaults
 
     def check(self) -> ServiceSettings:
         """Raise ``ServiceError`` naming the first option that is out of range; returns self."""
         if not self.id_field:
             raise ServiceError("--id-field must name the field that identifies a record")
-        if not 0 <= self.port <= 65535:
-            raise ServiceError(f"invalid --port {self.port}: expected 0-65535")
-        if self.host is not None and not self.host.strip():
-            raise ServiceError("invalid --host '': name an address such as 127.0.0.1 or 0.0.0.0")
         if self.api_key is not None and not self.api_key:
             raise ServiceError("the API key is empty: put a non-empty key in MLSM_API_KEY or --api-key-file")
-        positive = ("workers", "max_body_bytes", "batch_max_size", "queue_size", "write_batch", "scoring_threads")
-        for name in positive:
+        for name in _RULES:
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ServiceError(f"invalid {_flag(name)} {value!r}: expected a whole number of at least 1")
-        durations = ("model_timeout", "queue_wait_ms", "store_retry", "shutdown_timeout", "reload_timeout")
-        for name in (*durations, "batch_max_wait_ms"):
-            value = getattr(self, name)
-            zero_ok = name == "batch_max_wait_ms"
-            if not isinstance(value, (int, float)) or value != value or value < 0 or (value == 0 and not zero_ok):
-                unit = "milliseconds" if name.endswith("_ms") else "seconds"
-                low = "0 or more" if zero_ok else "above 0"
-                raise ServiceError(f"invalid {_flag(name)} {value!r}: expected a number of {unit} {low}")
+            expected = _problem(name, value)
+            if expected is not None:
+                raise ServiceError(f"invalid {_flag(name)} {value!r}: {expected}")
         return self
 
     @property
@@ -126,3 +123,110 @@ def read_api_key(key_file: str | None, environ: dict[str, str] | None = None) ->
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+_WHOLE = "expected a whole number of at least 1"
+_RULES: dict[str, tuple[str, str]] = {  # setting: (kind, what a valid value is)
+    "port": ("port", "expected 0-65535"),
+    "host": ("host", "name an address such as 127.0.0.1 or 0.0.0.0"),
+    "workers": ("whole", _WHOLE),
+    "max_body_bytes": ("whole", _WHOLE),
+    "batch_max_size": ("whole", _WHOLE),
+    "queue_size": ("whole", _WHOLE),
+    "write_batch": ("whole", _WHOLE),
+    "scoring_threads": ("whole", _WHOLE),
+    "model_timeout": ("positive", "expected a number of seconds above 0"),
+    "queue_wait_ms": ("positive", "expected a number of milliseconds above 0"),
+    "store_retry": ("positive", "expected a number of seconds above 0"),
+    "shutdown_timeout": ("positive", "expected a number of seconds above 0"),
+    "reload_timeout": ("positive", "expected a number of seconds above 0"),
+    "batch_max_wait_ms": ("zero_or_more", "expected a number of milliseconds 0 or more"),
+    "access_log": ("bool", "expected true or false"),
+}
+
+
+def _problem(name: str, value: Any) -> str | None:
+    """None when ``value`` is valid for setting ``name``, else what a valid value is."""
+    kind, expected = _RULES[name]
+    if kind == "host":
+        ok = value is None or (isinstance(value, str) and bool(value.strip()))
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        ok = False
+    elif kind == "port":
+        ok = isinstance(value, int) and 0 <= value <= 65535
+    elif kind == "whole":
+        ok = isinstance(value, int) and value >= 1
+    elif kind == "positive":
+        ok = 0 < value < float("inf")
+    else:
+        ok = 0 <= value < float("inf")
+    return None if ok else expected
+
+
+#: The keys of a project's ``[service]`` table: the ``mlsm serve`` options, by their long names with underscores.
+PROJECT_KEYS = (
+    "host",
+    "port",
+    "workers",
+    "api_key_file",
+    "max_body",
+    "model_timeout",
+    "batch_max_size",
+    "batch_max_wait_ms",
+    "queue_size",
+    "queue_wait_ms",
+    "shutdown_timeout",
+    "reload_timeout",
+    "access_log",
+)
+_NOT_IN_PROJECT = {
+    "id_field": "set it in [defaults]",
+    "store": "set it in [defaults]",
+    "api_key": "never put the key in a project file: use api_key_file or MLSM_API_KEY",
+    "allow_unreleased": "it is a flag only (--allow-unreleased), so that no file can switch the draft rule off",
+    "release_branches": "set branches in the [release] table",
+}
+
+
+def project_service_options(table: Mapping[str, Any], where: str, folder: Path) -> dict[str, Any]:
+    """A project's ``[service]`` table as ``ServiceSettings`` keyword arguments, plus ``api_key_file`` (made
+    absolute against ``folder``, the project's folder). ``ProjectError`` naming the first bad key or value."""
+    options: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in _NOT_IN_PROJECT:
+            raise ProjectError(f"{where}: {key} cannot be set here: {_NOT_IN_PROJECT[key]}")
+        if key not in PROJECT_KEYS:
+            raise ProjectError(f"{where}: unknown key {key!r}; valid keys are: {', '.join(sorted(PROJECT_KEYS))}")
+        if key == "api_key_file":
+            if not isinstance(value, str) or not value.strip():
+                raise ProjectError(f"{where}: api_key_file must be a path (a string), got {value!r}")
+            options[key] = str(folder / os.path.expanduser(value))
+            continue
+        name = "max_body_bytes" if key == "max_body" else key
+        if name == "max_body_bytes" and isinstance(value, str):
+            try:
+                value = parse_size(value)
+            except ValueError as exc:
+                raise ProjectError(f"{where}: max_body = {value!r}: {exc}") from None
+        expected = _problem(name, value)
+        if expected is not None:
+            raise ProjectError(f"{where}: {key} = {value!r}: {expected}")
+        options[name] = float(value) if _RULES[name][0] in ("positive", "zero_or_more") else value
+    return options
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """A size such as ``10MiB``, ``512KiB`` or ``1000000`` in bytes; ``ValueError`` saying what was expected."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"expected a size such as 10MiB, 512KiB or 1000000, got {text!r}")
+    value = int(float(match.group(1)) * _UNITS[unit])
+    if value < 1:
+        raise ValueError(f"must be at least 1 byte, got {text!r}")
+    return value
