@@ -65,7 +65,7 @@ def store_writer(url_for: Callable[[], str], documents: list[dict[str, Any]]) ->
                 ids = [d["lead_id"] for d in part]
                 run.rows += len(part)
                 run.chunks += 1
-                store.write(Batch("lead_id", ids, [dict(d) for d in part], run=run.id), run)
+                store.write(Batch("lead_id", ids, part, run=run.id), run)
 
     return write
 

@@ -137,7 +137,7 @@ class PostgresStore(Store):
     def _copy(self, batch: Batch) -> None:
         """The batch's documents into ``mlsm_results`` with one ``COPY`` (inside the caller's transaction)."""
         with self._db.cursor() as cursor, cursor.copy("COPY mlsm_results (id, run, ts, doc) FROM STDIN") as copy:
-            for id_value, text in zip(batch.ids, batch.json()):
+            for id_value, text in zip(batch.ids, batch.iter_json()):
                 copy.write_row((id_value, batch.run, batch.timestamp, text))
 
     def chunk_marks(self, run_id: str) -> list[ChunkMark]:
