@@ -153,14 +153,20 @@ def crash_after_insert(id_field, documents):
     original(id_field, documents)
     os.kill(os.getpid(), signal.SIGKILL)
 
-store._write_documents = {"bump": crash_after_bump, "insert": crash_after_insert}[stage]
-store.write(Batch("id", ["a", "b", "b"], docs, run="crash"), run)
+def crash_after_commit(id_field, documents):
+    original(id_field, documents)
+    store._intents.delete_one = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+
+stages = {"bump": crash_after_bump, "insert": crash_after_insert, "commit": crash_after_commit}
+store._write_documents = stages[stage.removeprefix("runless-")]
+batch = Batch("id", ["a", "b", "b"], docs, run="crash")
+store.write(batch) if stage.startswith("runless-") else store.write(batch, run)
 """
 
 
-@pytest.mark.parametrize("stage", ["bump", "insert"])
+@pytest.mark.parametrize("stage", ["bump", "insert", "commit", "runless-bump", "runless-commit"])
 def test_mongo_recovers_a_chunk_killed_between_its_bulk_operations(mongo_url: str, tmp_path: Path, stage: str) -> None:
-    """The two windows a standalone MongoDB leaves open, hit exactly: the process dies by SIGKILL there."""
+    """The windows a standalone MongoDB leaves open, hit exactly: the process dies by SIGKILL there."""
     from mlsm.documents import Batch, make_document
     from mlsm.stores.base import RunRecord
 
@@ -176,8 +182,20 @@ def test_mongo_recovers_a_chunk_killed_between_its_bulk_operations(mongo_url: st
     assert done.returncode == -signal.SIGKILL, done.stderr
     with open_store(mongo_url) as store:
         run = store.get_run("crash")
-        assert run is not None and (run.rows, run.chunks) == (0, 0)  # the chunk never committed
+        assert run is not None
+        if stage.startswith("runless-"):  # a writer with no run (a service worker, RunModelsAll): settled on open
+            assert store.settle_stale(older_than=-1) == 1
+            expected = [("crash", 0), ("old", 1)] if stage == "runless-commit" else [("old", 0)]
+            assert [(d["_run"], d["_current"]) for d in store.history("a")] == expected
+            return
         store.recover(run)
+        if stage == "commit":  # killed after the progress was saved: the chunk is in, nothing is undone
+            assert (run.rows, run.chunks) == (3, 1)
+            assert [(d["_run"], d["_current"]) for d in store.history("a")] == [("crash", 0), ("old", 1)]
+            assert [d["_current"] for d in store.history("b")] == [0, 1, 2]
+            assert len(list(store.run_documents("crash"))) == 3
+            return
+        assert (run.rows, run.chunks) == (0, 0)  # the chunk never committed
         for id_value in "ab":
             assert [(d["_run"], d["_current"]) for d in store.history(id_value)] == [("old", 0)]
         assert list(store.run_documents("crash")) == []

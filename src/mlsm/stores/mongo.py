@@ -39,6 +39,9 @@ __all__ = ["MongoStore"]
 
 _OWN_OPTIONS = ("collection", "id_field")
 
+#: A write's note older than this belongs to a writer that died (a write takes seconds at most).
+STALE_INTENT_SECONDS = 1800.0
+
 
 class MongoStore(Store):
     """Results in a MongoDB collection, in the seed's document layout."""
@@ -103,6 +106,7 @@ class MongoStore(Store):
         if self._id_field:
             self._index_for(self._id_field)
         self._create_index([("_run", 1), ("_timestamp", 1)])
+        self.settle_stale()
 
     def _index_for(self, id_field: str) -> None:
         if id_field not in self._indexed:
@@ -145,15 +149,15 @@ class MongoStore(Store):
     # -- results ---------------------------------------------------------------------------------------------
 
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
-        if run is None:
-            documents = [dict(document) for document in batch.documents]
-            self._guard(lambda: self._write_documents(batch.id_field, documents))
+        if run is None:  # no progress to commit: the chunk is in once all its documents are
+            self._guard(lambda: self._write_noted(batch, batch.run or "", 0, lambda: None, {"complete": True}))
             return
 
         def progress() -> None:
             self._runs.update_one({"_id": run.id}, {"$set": run.to_dict()})
 
-        self._guard(lambda: self._write_noted(batch, run.id, run.chunks, progress))
+        done = {"run": run.id, "chunks": run.chunks}  # the run's progress says the chunk is in
+        self._guard(lambda: self._write_noted(batch, run.id, run.chunks, progress, done))
 
     def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
         def record() -> None:
@@ -163,7 +167,7 @@ class MongoStore(Store):
             found = list(self._chunks.find({"run": mark.run, "source": mark.source, "first": {"$lte": mark.last}}))
             if _already_written(mark, [_mark(d) for d in found if d["last"] >= mark.first]):
                 return False
-            self._write_noted(batch, mark.run, mark.first, record)
+            self._write_noted(batch, mark.run, mark.first, record, {"mark": _mark_id(mark)})
             return True
 
         return bool(self._guard(steps))
@@ -172,13 +176,14 @@ class MongoStore(Store):
         found = self._guard(lambda: list(self._chunks.find({"run": run_id}).sort([("source", 1), ("first", 1)])))
         return [_mark(document) for document in found]
 
-    def _write_noted(self, batch: Batch, run_id: str, sequence: int, commit: Any) -> None:
+    def _write_noted(self, batch: Batch, run_id: str, sequence: int, commit: Any, done: dict[str, Any]) -> None:
         """Write a chunk without multi-document transactions (a standalone server has none).
 
         The steps: note the write (an intent), bump the older documents' ``_current``, insert the new documents,
         ``commit()`` (the run's progress, or the chunk's mark), drop the note. A writer killed between two steps
-        leaves its note behind; ``recover()`` uses it to delete the chunk's documents and renumber its ids, so the
-        chunk can be written again exactly once. A write that failed in this process is undone before the next.
+        leaves its note behind; ``recover()`` looks at ``done`` (what shows the commit happened) and, when it did
+        not, deletes the chunk's documents and renumbers its ids, so the chunk can be written again exactly once.
+        A write that failed in this process is settled the same way before the next.
         """
         for intent in list(self._unfinished):
             self._undo(intent)
@@ -196,6 +201,7 @@ class MongoStore(Store):
             "n": len(documents),
             "ids": list(dict.fromkeys(batch.ids)),
             "id_field": batch.id_field,
+            "done": done,
         }
         self._intents.insert_one(intent)
         self._unfinished.append(intent)
@@ -211,9 +217,40 @@ class MongoStore(Store):
 
         self._guard(steps)
 
+    def settle_stale(self, older_than: float = STALE_INTENT_SECONDS) -> int:
+        """Settle the notes of writes left unfinished longer ago than ``older_than`` seconds by writers that
+        died (a service, a seed ``RunModelsAll``, a run never resumed); returns how many. Done on every open."""
+
+        def steps() -> int:
+            stale = list(self._intents.find({"stamp": {"$lt": int(time.time() - older_than)}}))
+            for intent in stale:
+                self._undo(intent)
+            return len(stale)
+
+        return int(self._guard(steps))
+
+    def _committed(self, intent: dict[str, Any]) -> bool:
+        """Whether a noted write reached its commit (killed after it, only the note's removal is missing)."""
+        done = intent.get("done") or {}
+        if done.get("complete"):
+            written = [_object_id(intent["stamp"], bytes.fromhex(intent["tag"]), i) for i in range(intent["n"])]
+            found = sum(  # find, not count_documents: the wire-protocol test server miscounts $in on _id
+                len(list(self._results.find({"_id": {"$in": written[i : i + 5000]}}, {"_id": 1})))
+                for i in range(0, len(written), 5000)
+            )
+            return found == intent["n"]
+        if "mark" in done:
+            return self._chunks.find_one({"_id": done["mark"]}) is not None
+        saved = self._runs.find_one({"_id": done.get("run")}, {"chunks": 1})
+        return saved is not None and saved.get("chunks", 0) >= done.get("chunks", 1)
+
     def _undo(self, intent: dict[str, Any]) -> None:
-        """Delete a noted chunk's documents and renumber its ids' ``_current``; then drop the note."""
+        """Settle a noted write: if it never committed, delete its documents and renumber its ids' ``_current``."""
         from pymongo import UpdateOne
+
+        if self._committed(intent):
+            self._intents.delete_one({"_id": intent["_id"]})
+            return
 
         id_field = intent["id_field"]
         tag = bytes.fromhex(intent["tag"])
@@ -236,8 +273,10 @@ class MongoStore(Store):
         self._intents.delete_one({"_id": intent["_id"]})
 
     def write_documents(self, documents: list[dict[str, Any]]) -> None:
-        """Write seed-layout documents (``_current`` renumbered) in two bulk operations."""
-        self._guard(lambda: self._write_documents(self.id_field, documents))
+        """Write seed-layout documents (``_current`` renumbered): two bulk operations, noted like any write."""
+        id_field = self.id_field
+        batch = Batch(id_field, [document[id_field] for document in documents], documents)
+        self._guard(lambda: self._write_noted(batch, "", 0, lambda: None, {"complete": True}))
 
     def _write_documents(self, id_field: str, documents: list[dict[str, Any]]) -> None:
         if not documents:
