@@ -34,17 +34,19 @@ def main() -> None:
     parser.add_argument("--sizes", default="50000,500000")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    sys.path.insert(0, str(EXAMPLE))
-    from leads import write_leads  # type: ignore[import-not-found]
-
-    from mlsm.demo import ensure_artifacts
-
-    ensure_artifacts(EXAMPLE)
+    # this process stays small: Linux reports a child's peak as at least its parent's size when it was forked
+    subprocess.run(
+        [sys.executable, "-c", "from mlsm.demo import example_dir, ensure_artifacts; ensure_artifacts(example_dir())"],
+        check=True,
+    )
     folder = Path(tempfile.mkdtemp(prefix="mlsm-bench-memory-"))
     report: dict[str, object] = {}
     peaks = {}
     for size in (int(s) for s in args.sizes.split(",")):
-        data = write_leads(folder / f"leads-{size}.csv", size, seed=21)
+        data = folder / f"leads-{size}.csv"
+        subprocess.run(
+            [sys.executable, str(EXAMPLE / "leads.py"), str(size), str(data)], check=True, stdout=subprocess.DEVNULL
+        )
         runs = []
         for i in range(args.repeats):
             command = ["run", str(EXAMPLE / "models.py"), str(data), "--id-field", "Prospect ID", "--no-progress"]
