@@ -189,9 +189,11 @@ def test_ray_gives_the_same_current_results_as_the_local_executor(
         local = cli("run", models, f"in/part-{part}.csv", *common, "--run-id", run, "--store", "sqlite:///local.db",
                     "--rejects", f"l{part}.jsonl")  # fmt: skip
         assert local.code == 0, local.err
+    environment = dict(os.environ)
     distributed = cli("run", models, "in", *common, "--run-id", "r", "--store", "sqlite:///ray.db", "--executor", "ray",
                       "--workers", "2", "--rejects", "ray.jsonl", "--output", "ray-out.jsonl")  # fmt: skip
     assert distributed.code == 0, distributed.err
+    assert dict(os.environ) == environment  # what ray.init sets (RAY_AUTH_MODE, PYTHONBREAKPOINT) is undone
     assert results_of("sqlite:///ray.db") == results_of("sqlite:///local.db")
     ray_counts = counts_of("sqlite:///ray.db", "r")
     local_counts = [counts_of("sqlite:///local.db", run) for run in ("r", "r2")]
@@ -271,3 +273,64 @@ def test_executor_ray_without_ray_installed_says_how_to_install_it(
     result = run_mlsm("run", models, data, "--id-field", "id", "--executor", "ray", cwd=tmp_path, env=env)
     assert result.code == 2
     assert result.err.strip() == "mlsm: error: --executor ray needs Ray, an optional extra: pip install 'mlsm[ray]'"
+
+
+def test_ray_address_joins_a_running_cluster(
+    ray_available: None, write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A Ray head started here with ``ray start`` stands in for a cluster: the run joins it, and leaves it up."""
+    from .servers import free_port
+
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent))
+    assert ray is not None
+    port = free_port()
+    head = [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+            "--disable-usage-stats"]  # fmt: skip
+    # head and job agree on authentication: none here (a local Ray uses tokens, and ``ray start`` may not)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    subprocess.run(head, check=True, capture_output=True, timeout=180, env=env)
+    try:
+        models = write_models(MODELS)
+        (data,) = write_inputs(tmp_path / "in", files=1, rows=300)
+        # a real process: a driver joined to a cluster is not something to leave in the test process
+        result = run_mlsm("run", models, data, "--id-field", "id", "--store", "sqlite:///ray.db", "--executor", "ray",
+                          "--ray-address", f"127.0.0.1:{port}", "--workers", "1", "--run-id", "joined",
+                          cwd=tmp_path, env=env, timeout=300)  # fmt: skip
+        assert result.code == 0, result.err
+        assert counts_of(f"sqlite:///{tmp_path / 'ray.db'}", "joined")["read"] == 300
+        status = subprocess.run(
+            [ray, "status", f"--address=127.0.0.1:{port}"], capture_output=True, timeout=60, env=env
+        )
+        assert status.returncode == 0  # the cluster outlives the job
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("127.0.0.1:{port}", "cannot join the Ray cluster at '127.0.0.1:{port}': nothing answers there"),
+        ("ray://127.0.0.1:{port}", "cannot join the Ray cluster at 'ray://127.0.0.1:{port}': nothing answers there"),
+        ("head-node", "--ray-address 'head-node' is not HOST:PORT (or ray://HOST:PORT, or auto)"),
+    ],
+)
+def test_a_ray_cluster_that_cannot_be_joined_is_one_line_and_no_run(
+    ray_available: None, write_models: Callable[..., Path], tmp_path: Path, address: str, problem: str
+) -> None:
+    from .servers import free_port
+
+    port = free_port()
+    models = write_models(MODELS)
+    (data,) = write_inputs(tmp_path / "in", files=1, rows=20)
+    result = run_mlsm("run", models, data, "--id-field", "id", "--executor", "ray", "--store", "sqlite:///r.db",
+                      "--ray-address", address.format(port=port), cwd=tmp_path, timeout=60)  # fmt: skip
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("mlsm: error: " + problem.format(port=port))
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        assert store.list_runs() == []  # refused before any work
+
+
+def test_ray_address_without_executor_ray_is_one_line(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    result = cli("run", "models.py", "in.csv", "--id-field", "id", "--ray-address", "127.0.0.1:6379")
+    assert result.code == 2 and result.err.strip() == "mlsm: error: --ray-address needs --executor ray"

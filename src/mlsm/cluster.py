@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import pickle
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from .engine import Engine
 from .errors import InputError, MlsmError, RunError, StoreUnavailable
 from .readers import FORMATS, Reject, open_input
 from .runner import REJECT_LINES_KEPT, Counts, RunOptions, RunResult, open_run, score_chunk
-from .stores.base import ChunkMark, RunRecord, Store, open_store
+from .stores.base import ChunkMark, RunRecord, Store, first_line, open_store
 from .workers import EngineSource
 
 __all__ = ["expand_inputs", "require_ray", "run_on_ray"]
@@ -153,6 +154,35 @@ class _Scorer:
                 delay = min(delay * 2, 5.0)
 
 
+def _restore_environment(saved: dict[str, str]) -> None:
+    """Put ``os.environ`` back as it was before Ray started, for the processes a library caller starts later."""
+    for name in [name for name in os.environ if name not in saved]:
+        del os.environ[name]
+    for name, value in saved.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """One line for a cluster address nothing answers on, before Ray's own connect: that one retries for a minute
+    and then ends the whole process from native code rather than raising."""
+    if address in ("auto", "local"):
+        return  # Ray finds the cluster of this machine itself, and says so when there is none
+    target = address.removeprefix("ray://")
+    if target != address and ":" not in target:
+        target += ":10001"  # the Ray Client's default port
+    host, colon, port = target.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise MlsmError(f"--ray-address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise MlsmError(
+            f"cannot join the Ray cluster at {address!r}: nothing answers there ({exc.strerror or exc}); "
+            "check the address and that the cluster's head is up (ray status)"
+        ) from None
+
+
 def run_on_ray(
     engine: Engine,
     store: Store,
@@ -171,6 +201,8 @@ def run_on_ray(
     files = [str(f.resolve()) for f in expand_inputs(options.input)]
     for file in files:  # header, id field and format problems: one line before any work
         open_input(file, id_field=options.id_field, fields=engine.input_fields, chunk_size=options.chunk_size)
+    if address is not None and not ray.is_initialized():
+        _check_reachable(address)
     run = open_run(store, options, engine)
     if on_start is not None:
         on_start(run.id, 0)
@@ -178,9 +210,16 @@ def run_on_ray(
     for mark in store.chunk_marks(run.id):
         done.setdefault(mark.source, set()).add(mark.first)
     started = time.monotonic()
-    if not ray.is_initialized():
+    joined_here = not ray.is_initialized()  # a caller's own Ray session is left as it was
+    environment = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE, PYTHONBREAKPOINT) that outlive it
+    if joined_here:
         logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's own progress chatter; errors still show
-        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            _interrupted(store, run)
+            where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
+            raise MlsmError(f"cannot {where}: {first_line(exc)}") from exc
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rejects and summaries come back in input order
@@ -226,8 +265,9 @@ def run_on_ray(
         _interrupted(store, run)
         raise
     finally:
-        if address is None:
-            ray.shutdown()
+        if joined_here:
+            ray.shutdown()  # stops a local Ray started here; only disconnects from a cluster
+            _restore_environment(environment)
     run.counts = _total(store.chunk_marks(run.id), reject_lines)
     run.rows, run.chunks = run.counts["read"], chunks
     if options.output:
