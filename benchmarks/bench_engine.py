@@ -26,22 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from timing import alternate  # benchmarks/timing.py: this folder is on the path of a script run from it
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lead_scoring"
 sys.path.insert(0, str(EXAMPLE))
-
-
-def alternate(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tuple[list[float], list[float]]:
-    """Time ``a`` and ``b`` in turn (one warm-up each), ``repeats`` times."""
-    a()
-    b()
-    times_a, times_b = [], []
-    for _ in range(repeats):
-        for fn, times in ((a, times_a), (b, times_b)):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-    return times_a, times_b
 
 
 # -- (a) per-record path --------------------------------------------------------------------------------------
@@ -170,7 +159,7 @@ def record_benchmark(records: int, repeats: int) -> dict[str, Any]:
                 results[name] = {version: fcn(data=record, results=results)}
             results["winner"] = {"1": winner(data=record, results=results)}
 
-    t_engine, t_naive = alternate(with_engine, naive, repeats)
+    t_engine, t_naive = alternate(with_engine, naive, repeats, warm_up=True)
     med_engine, med_naive = statistics.median(t_engine), statistics.median(t_naive)
     return {
         "benchmark": "per-record path, 3 plain-Python models + summary",
@@ -265,7 +254,7 @@ def batch_benchmark(records: int, repeats: int, chunk_size: int) -> dict[str, An
             db.execute("COMMIT")
         db.close()
 
-    t_engine, t_floor = alternate(with_engine, floor, repeats)
+    t_engine, t_floor = alternate(with_engine, floor, repeats, warm_up=True)
     med_engine, med_floor = statistics.median(t_engine), statistics.median(t_floor)
     return {
         "benchmark": "batch path, 3 scikit-learn models + summary + SQLite, CSV input",

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from timing import alternate  # benchmarks/timing.py: this folder is on the path of a script run from it
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -123,16 +125,6 @@ def mongo_raw(url: str, documents: list[dict[str, Any]]) -> Callable[[], None]:
         client.close()
 
     return write
-
-
-def alternate(a: Callable[[], None], b: Callable[[], None], repeats: int) -> tuple[list[float], list[float]]:
-    times_a, times_b = [], []
-    for _ in range(repeats):
-        for fn, times in ((a, times_a), (b, times_b)):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-    return times_a, times_b
 
 
 def main() -> None:

@@ -11,13 +11,14 @@ Semantics shared by all backends (checked by one conformance suite, ``tests/stor
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..documents import Batch
@@ -56,6 +57,27 @@ class RunRecord:
     def new(cls, run_id: str, info: dict[str, Any]) -> RunRecord:
         """A fresh run starting now."""
         return cls(id=run_id, started=time.time(), info=info)
+
+    #: The SQL stores' ``mlsm_runs`` columns, in the order of :meth:`to_row`.
+    COLUMNS: ClassVar[str] = "id, started, ended, status, rows, chunks, counts, info"
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The run as a SQL row (``COLUMNS`` order), counts and info as JSON text."""
+        return (self.id, self.started, self.ended, self.status, self.rows, self.chunks,
+                json.dumps(self.counts), json.dumps(self.info))  # fmt: skip
+
+    def progress_row(self) -> tuple[Any, ...]:
+        """What a run's update sets (``ended, status, rows, chunks, counts, info``), then its id."""
+        return (*self.to_row()[2:], self.id)
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> RunRecord:
+        """A run read back from a SQL row (JSON columns as text, or already decoded by the driver)."""
+        run_id, started, ended, status, rows, chunks, counts, info = row
+        counts, info = (json.loads(v) if isinstance(v, str | bytes) else v for v in (counts, info))
+        return cls(
+            id=run_id, started=started, ended=ended, status=status, rows=rows, chunks=chunks, counts=counts, info=info
+        )
 
 
 @dataclass

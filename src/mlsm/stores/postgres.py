@@ -53,8 +53,6 @@ CREATE OR REPLACE VIEW mlsm_current AS
     SELECT DISTINCT ON (id) id, run, ts, doc FROM mlsm_results ORDER BY id, seq DESC;
 """
 
-_RUN_COLUMNS = "id, started, ended, status, rows, chunks, counts, info"
-
 
 class PostgresStore(Store):
     """Results in PostgreSQL; many writers and readers may share it."""
@@ -180,17 +178,7 @@ class PostgresStore(Store):
 
         try:
             self._conn.execute(
-                f"INSERT INTO mlsm_runs ({_RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    run.id,
-                    run.started,
-                    run.ended,
-                    run.status,
-                    run.rows,
-                    run.chunks,
-                    json.dumps(run.counts),
-                    json.dumps(run.info),
-                ),
+                f"INSERT INTO mlsm_runs ({RunRecord.COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", run.to_row()
             )
         except psycopg.errors.UniqueViolation as exc:
             raise RunError(
@@ -211,15 +199,16 @@ class PostgresStore(Store):
         self._conn.execute(
             "UPDATE mlsm_runs SET ended = %s, status = %s, rows = %s, chunks = %s, counts = %s, info = %s"
             " WHERE id = %s",
-            (run.ended, run.status, run.rows, run.chunks, json.dumps(run.counts), json.dumps(run.info), run.id),
+            run.progress_row(),
         )
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM mlsm_runs WHERE id = %s", (run_id,))
-        return _run(rows[0]) if rows else None
+        rows = self._query(f"SELECT {RunRecord.COLUMNS} FROM mlsm_runs WHERE id = %s", (run_id,))
+        return RunRecord.from_row(rows[0]) if rows else None
 
     def list_runs(self) -> list[RunRecord]:
-        return [_run(row) for row in self._query(f"SELECT {_RUN_COLUMNS} FROM mlsm_runs ORDER BY started, id", ())]
+        rows = self._query(f"SELECT {RunRecord.COLUMNS} FROM mlsm_runs ORDER BY started, id", ())
+        return [RunRecord.from_row(row) for row in rows]
 
     def close(self) -> None:
         self._db.close()
@@ -270,10 +259,3 @@ class PostgresStore(Store):
 
     def _unavailable(self, what: str, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"PostgreSQL store {self._shown} {what}: {first_line(exc)}")
-
-
-def _run(row: tuple[Any, ...]) -> RunRecord:
-    run_id, started, ended, status, rows, chunks, counts, info = row
-    return RunRecord(
-        id=run_id, started=started, ended=ended, status=status, rows=rows, chunks=chunks, counts=counts, info=info
-    )

@@ -216,18 +216,7 @@ class SQLiteStore(Store):
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO mlsm_runs (id, started, ended, status, rows, chunks, counts, info)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        run.id,
-                        run.started,
-                        run.ended,
-                        run.status,
-                        run.rows,
-                        run.chunks,
-                        json.dumps(run.counts),
-                        json.dumps(run.info),
-                    ),
+                    f"INSERT INTO mlsm_runs ({RunRecord.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", run.to_row()
                 )
             except sqlite3.IntegrityError as exc:
                 from ..errors import RunError
@@ -248,20 +237,16 @@ class SQLiteStore(Store):
     def _save_run(self, run: RunRecord) -> None:
         self._db.execute(
             "UPDATE mlsm_runs SET ended = ?, status = ?, rows = ?, chunks = ?, counts = ?, info = ? WHERE id = ?",
-            (run.ended, run.status, run.rows, run.chunks, json.dumps(run.counts), json.dumps(run.info), run.id),
+            run.progress_row(),
         )
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        row = self._query_one(
-            "SELECT id, started, ended, status, rows, chunks, counts, info FROM mlsm_runs WHERE id = ?", (run_id,)
-        )
-        return _run(row) if row else None
+        row = self._query_one(f"SELECT {RunRecord.COLUMNS} FROM mlsm_runs WHERE id = ?", (run_id,))
+        return RunRecord.from_row(row) if row else None
 
     def list_runs(self) -> list[RunRecord]:
-        rows = self._query(
-            "SELECT id, started, ended, status, rows, chunks, counts, info FROM mlsm_runs ORDER BY started, id", ()
-        )
-        return [_run(row) for row in rows]
+        rows = self._query(f"SELECT {RunRecord.COLUMNS} FROM mlsm_runs ORDER BY started, id", ())
+        return [RunRecord.from_row(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
@@ -307,17 +292,3 @@ def _with_current(text: str, rank: int) -> dict[str, Any]:
 def _chunk(row: tuple[Any, ...]) -> ChunkMark:
     run, source, first, last, counts = row
     return ChunkMark(run, source, first, last, json.loads(counts))
-
-
-def _run(row: tuple[Any, ...]) -> RunRecord:
-    run_id, started, ended, status, rows, chunks, counts, info = row
-    return RunRecord(
-        id=run_id,
-        started=started,
-        ended=ended,
-        status=status,
-        rows=rows,
-        chunks=chunks,
-        counts=json.loads(counts),
-        info=json.loads(info),
-    )
