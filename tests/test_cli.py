@@ -106,6 +106,28 @@ def test_run_reads_json_lines_and_parquet(
     assert document["results"]["adder"]["1"]["c"] == 9 and document["results"]["divider"]["1"]["r"] == 2.0
 
 
+def test_run_reads_a_directory_or_glob_of_files_as_one_input(
+    cli: Callable[..., CliResult], simple_models: Path, write_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "in").mkdir()
+    write_csv(INPUT, "in/week-1.csv")
+    (tmp_path / "in" / "week-2.jsonl").write_text('{"lead": "7", "a": 1, "b": 1}\n{"a": 2}\n')
+    result = cli("run", simple_models, "in", "--id-field", "lead", "--rejects", "rejects.jsonl")
+    assert result.code == 0, result.err
+    assert "records read 8 · scored 5 · rejected 3 (lines in/week-1.csv:5, in/week-1.csv:6, in/week-2.jsonl:2)" in (
+        result.out
+    )
+    rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["file"], r["line"]) for r in rejects] == [("in/week-1.csv", 5), ("in/week-1.csv", 6),
+                                                         ("in/week-2.jsonl", 2)]  # fmt: skip
+    assert json.loads(cli("results", "7").out)["results"]["adder"]["1"]["c"] == 2
+    only_csv = cli("run", simple_models, "in/*.csv", "--id-field", "lead", "--store", "sqlite:///csv.db")
+    assert only_csv.code == 0 and "records read 6 · scored 4" in only_csv.out
+    nothing = cli("run", simple_models, "in/*.tsv", "--id-field", "lead")
+    assert nothing.code == 2
+    assert nothing.err.strip() == "mlsm: error: cannot read input 'in/*.tsv': no CSV, JSON lines or Parquet files there"
+
+
 def test_models_lists_name_version_status_kind_batch_fields(cli: Callable[..., CliResult], simple_models: Path) -> None:
     result = cli("models", simple_models)
     assert result.code == 0

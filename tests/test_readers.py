@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlsm import InputError, UnknownIdField
-from mlsm.readers import Chunk, open_input
+from mlsm.readers import Chunk, expand_inputs, open_input, open_inputs
 
 
 def read_all(path: Path, **kwargs: object) -> list[Chunk]:
@@ -160,3 +160,66 @@ def test_reading_streams_without_loading_the_whole_file(tmp_path: Path) -> None:
     first = next(iter(reader))
     assert len(first) == 1000
     assert first.bytes_read < reader.size / 2  # a bounded read-ahead, not the whole file
+
+
+# -- several files as one input -----------------------------------------------------------------------------------
+
+
+def write_parts(folder: Path) -> list[Path]:
+    """Three files of different formats, with rejects, and a file of another kind that is not input."""
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,a,b\n1,x,1\n,y,2\n2,z,3,extra\n3,w,4\n")
+    (folder / "b.jsonl").write_text('{"id": "4", "a": "v"}\nnot json\n{"id": "5"}\n')
+    pq.write_table(pa.table({"id": ["6", None, "7"], "a": ["p", "q", "r"], "b": ["1", "2", "3"]}), folder / "c.parquet")
+    (folder / "notes.txt").write_text("not an input")
+    return [folder / "a.csv", folder / "b.jsonl", folder / "c.parquet"]
+
+
+def test_a_directory_is_its_input_files_read_in_name_order_as_one_input(tmp_path: Path) -> None:
+    files = write_parts(tmp_path / "in")
+    assert expand_inputs(tmp_path / "in") == files  # notes.txt is not an input file
+    chunks = list(open_inputs(tmp_path / "in", id_field="id", fields=["a", "b"], chunk_size=2))
+    assert ids(chunks) == ["1", "3", "4", "5", "6", "7"]
+    # positions count across files: 4 rows in a.csv, 3 in b.jsonl, 3 in c.parquet
+    assert chunks[-1].position == 10
+    named = [(r.file, r.line, r.reason.split(":")[0]) for c in chunks for r in c.rejects]
+    assert named == [
+        (str(files[0]), 3, "no id"),
+        (str(files[0]), 4, "cannot parse"),
+        (str(files[1]), 2, "cannot parse"),
+        (str(files[2]), 2, "no id"),
+    ]
+    assert [r.to_dict()["file"] for c in chunks for r in c.rejects][:1] == [str(files[0])]
+    for chunk in chunks:  # a chunk never spans two files
+        assert len({r.file for r in chunk.rejects}) <= 1
+
+
+def test_skipping_across_file_boundaries_leaves_exactly_the_rows_after_it(tmp_path: Path) -> None:
+    write_parts(tmp_path / "in")
+
+    def rows_after(skip: int) -> list[str]:
+        chunks = open_inputs(tmp_path / "in", id_field="id", fields=["a"], chunk_size=2, skip=skip)
+        return [*ids(list(chunks))]
+
+    # each scored row's input position (rejected rows take positions too): a.csv 1-4, b.jsonl 5-7, c.parquet 8-10
+    positions = {"1": 1, "3": 4, "4": 5, "5": 7, "6": 8, "7": 10}
+    for skip in range(11):  # every resume point, in every file and on every boundary
+        assert rows_after(skip) == [i for i, p in positions.items() if p > skip], skip
+
+
+def test_a_glob_names_its_files_and_an_empty_match_is_one_line(tmp_path: Path) -> None:
+    files = write_parts(tmp_path / "in")
+    assert expand_inputs(str(tmp_path / "in" / "*.csv")) == files[:1]
+    assert expand_inputs(str(tmp_path / "in" / "[ab].*")) == files[:2]
+    with pytest.raises(InputError, match="no CSV, JSON lines or Parquet files there"):
+        expand_inputs(str(tmp_path / "in" / "*.tsv"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no CSV, JSON lines or Parquet files there"):
+        open_inputs(tmp_path / "empty", id_field="id")
+
+
+def test_a_bad_file_among_several_is_named_before_anything_is_read(tmp_path: Path) -> None:
+    write_parts(tmp_path / "in")
+    (tmp_path / "in" / "d.csv").write_text("lead,a\n1,2\n")
+    with pytest.raises(UnknownIdField, match=r"id field 'id' is not a column of '.*d\.csv'"):
+        open_inputs(tmp_path / "in", id_field="id")

@@ -123,3 +123,59 @@ def test_resume_refuses_a_model_whose_code_changed(tmp_path: Path, cli: Any, wri
     changed = cli(*args, "--resume")
     assert changed.code == 2
     assert "the source of model 'm@1'" in changed.err and "changed since the run started" in changed.err
+
+
+def write_parts(folder: Path, sizes: list[int]) -> list[Path]:
+    """CSV parts of one input: ids numbered across the parts, every tenth row without id."""
+    folder.mkdir()
+    paths, start = [], 1
+    for index, size in enumerate(sizes):
+        lines = ["id,n"] + [f"{i},{i}" if i % 10 else f",{i}" for i in range(start, start + size)]
+        path = folder / f"part-{index}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+        start += size
+    return paths
+
+
+def test_a_directory_is_scored_as_one_input_and_resumes_across_its_files(tmp_path: Path) -> None:
+    parts = write_parts(tmp_path / "in", [23, 5, 31])
+    whole = write_input(tmp_path / "whole.csv", 59)  # the same rows in one file
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    options = dict(chunk_size=4, rejects=str(tmp_path / "rej.jsonl"), output=str(tmp_path / "out.jsonl"))
+
+    def stop_after_seven(run: Any) -> None:  # chunk 7 ends in the second file
+        if run.chunks == 7:
+            raise Stop
+
+    with open_store(url) as store:
+        one = run_batch(ENGINE, store, RunOptions(str(whole), "id", run_id="one", chunk_size=4))
+        with pytest.raises(Stop):
+            run_batch(ENGINE, store, RunOptions(str(tmp_path / "in"), "id", run_id="dir", **options),  # type: ignore[arg-type]
+                      on_chunk=stop_after_seven)  # fmt: skip
+        resumed = run_batch(ENGINE, store, RunOptions(str(tmp_path / "in"), "id", run_id="dir", resume=True, **options))  # type: ignore[arg-type]  # fmt: skip
+        assert resumed.run.status == "completed"
+        assert resumed.run.info["files"] == [str(p.resolve()) for p in parts]
+        assert (resumed.counts.read, resumed.counts.scored, resumed.counts.rejected) == (59, 54, 5)
+        assert resumed.counts.models == one.counts.models
+        stored = [(d["id"], d["results"]) for d in store.run_documents("dir")]
+        assert stored == [(d["id"], d["results"]) for d in store.run_documents("one")]  # once each, in input order
+    out = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert out == [str(i) for i in range(1, 60) if i % 10]
+    rejected = [json.loads(line) for line in (tmp_path / "rej.jsonl").read_text().splitlines()]
+    # ids 10, 20 in part-0 (lines 11, 21), 30..50 in part-2 (which starts at id 29: lines 3, 13, 23)
+    assert [(Path(r["file"]).name, r["line"]) for r in rejected] == [
+        ("part-0.csv", 11), ("part-0.csv", 21), ("part-2.csv", 3), ("part-2.csv", 13), ("part-2.csv", 23),
+    ]  # fmt: skip
+    assert resumed.counts.reject_lines == [f"{r['file']}:{r['line']}" for r in rejected]
+
+
+def test_resume_refuses_an_input_whose_files_changed(tmp_path: Path) -> None:
+    write_parts(tmp_path / "in", [5, 5])
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        with pytest.raises(Stop):
+            run_batch(ENGINE, store, RunOptions(str(tmp_path / "in"), "id", run_id="r", chunk_size=2),
+                      on_chunk=lambda run: (_ for _ in ()).throw(Stop()))  # fmt: skip
+        (tmp_path / "in" / "part-00.csv").write_text("id,n\n100,1\n")  # sorts before the others: rows would shift
+        with pytest.raises(RunError, match="resume with the same files"):
+            run_batch(ENGINE, store, RunOptions(str(tmp_path / "in"), "id", run_id="r", chunk_size=2, resume=True))

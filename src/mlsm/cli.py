@@ -60,9 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for setup errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = commands.add_parser("run", help="score an input file into a store (the batch job)")
+    run = commands.add_parser("run", help="score an input into a store (the batch job)")
     run.add_argument("models", metavar="MODELS", help=MODELS_HELP)
-    run.add_argument("input", metavar="INPUT", help="CSV, JSON lines or Parquet, by extension")
+    run.add_argument(
+        "input",
+        metavar="INPUT",
+        help="a CSV, JSON lines or Parquet file (by extension), or a directory or glob of them, read in name order",
+    )
     run.add_argument(
         "--id-field", metavar="NAME", help="the field that identifies a record (default: the project's id_field)"
     )
@@ -408,17 +412,9 @@ def _announce(run_id: str, resumed_at: int) -> None:
 
 def _check_input_early(path: str, id_field: str) -> None:
     """Fail on an unreadable input or unknown id field before touching the store."""
-    from pathlib import Path
+    from .readers import open_inputs
 
-    from .errors import InputError
-    from .readers import open_input
-
-    if Path(path).is_dir() or any(char in path for char in "*?["):
-        raise InputError(
-            f"input {path!r} names several files: the local executor reads one file per run; "
-            "use --executor ray for a directory or glob"
-        )
-    open_input(path, id_field=id_field)
+    open_inputs(path, id_field=id_field)
 
 
 def _resume_command(args: argparse.Namespace) -> str:

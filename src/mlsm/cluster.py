@@ -15,7 +15,6 @@ model source and input paths must exist on every node (a shared volume, or the j
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -27,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import InputError, MlsmError, RunError, StoreUnavailable
-from .readers import FORMATS, Reject, open_input
+from .errors import MlsmError, RunError, StoreUnavailable
+from .readers import Reject, expand_inputs, open_input
 from .runner import REJECT_LINES_KEPT, Counts, RunOptions, RunResult, open_run, score_chunk
 from .stores.base import ChunkMark, RunRecord, Store, first_line, open_store
 from .workers import EngineSource
 
-__all__ = ["expand_inputs", "require_ray", "run_on_ray"]
+__all__ = ["require_ray", "run_on_ray"]
 
 
 def require_ray() -> None:
@@ -45,32 +44,19 @@ def require_ray() -> None:
         raise MlsmError("--executor ray needs Ray, an optional extra: pip install 'mlsm[ray]'") from None
 
 
-def expand_inputs(spec: str) -> list[Path]:
-    """The input files a path, a directory or a glob names, sorted; ``InputError`` when there are none."""
-    path = Path(spec)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
-    elif any(char in spec for char in "*?["):
-        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
-    else:
-        files = [path]
-    if not files:
-        raise InputError(f"cannot read input {spec!r}: no CSV, JSON lines or Parquet files there")
-    for file in files:
-        if file.suffix.lower() not in FORMATS:
-            raise InputError(f"cannot read input {str(file)!r}: unknown extension {file.suffix!r}")
-    return files
-
-
 def _chunk_rows(
-    path: str, id_field: str, fields: list[str], chunk_size: int, done: frozenset[int]
+    path: str, id_field: str, fields: list[str], chunk_size: int, done: frozenset[int], shown: str | None = None
 ) -> Iterator[dict[str, Any]]:
-    """One dataset row per chunk of one file: its position range, rejects and (unless done) its columns."""
+    """One dataset row per chunk of one file: its position range, rejects and (unless done) its columns.
+
+    ``shown``: the file's name as the input named it, for rejects when the input names several files."""
     reader = open_input(path, id_field=id_field, fields=fields, chunk_size=chunk_size)
     start = 1
     for chunk in reader:
         first, last = start, chunk.position
         start = last + 1
+        for reject in chunk.rejects:
+            reject.file = shown
         payload = b"" if first in done else pickle.dumps((chunk.columns, chunk.ids), protocol=5)
         yield {
             "source": path,
@@ -83,9 +69,15 @@ def _chunk_rows(
 
 
 def _datasource(
-    files: list[str], id_field: str, fields: list[str], chunk_size: int, done: dict[str, frozenset[int]]
+    files: dict[str, str | None],
+    id_field: str,
+    fields: list[str],
+    chunk_size: int,
+    done: dict[str, frozenset[int]],
 ) -> Any:
-    """A Ray Data datasource over mlsm's readers: one read task per file, one row per chunk."""
+    """A Ray Data datasource over mlsm's readers: one read task per file, one row per chunk.
+
+    ``files`` maps each file's absolute path to the name its rejects give (None for a one-file input)."""
     from ray.data import Datasource, ReadTask
     from ray.data.block import BlockMetadata
 
@@ -105,7 +97,7 @@ def _datasource(
         def read() -> Iterator[Any]:
             import pyarrow as pa
 
-            for row in _chunk_rows(file, id_field, fields, chunk_size, done.get(file, frozenset())):
+            for row in _chunk_rows(file, id_field, fields, chunk_size, done.get(file, frozenset()), files[file]):
                 yield pa.Table.from_pylist([row])
 
         return read
@@ -133,7 +125,7 @@ class _Scorer:
                 columns, ids = pickle.loads(row["payload"])
                 scored = score_chunk(self.engine, columns, ids, id_field=self.id_field, run_id=self.run_id)
                 tally = Counts(read=row["last"] - row["first"] + 1, rejected=len(rejects))
-                tally.reject_lines = [r["line"] for r in rejects][:REJECT_LINES_KEPT]
+                tally.reject_lines = [Reject(**r).where for r in rejects][:REJECT_LINES_KEPT]
                 tally.add_chunk(scored)
                 counts = tally.to_dict()
                 mark = ChunkMark(self.run_id, row["source"], row["first"], row["last"], counts)
@@ -198,7 +190,9 @@ def run_on_ray(
 
     if options.engine_source is None:
         raise RunError("--executor ray needs the models' source, to load them in every actor")
-    files = [str(f.resolve()) for f in expand_inputs(options.input)]
+    named = expand_inputs(options.input)
+    # absolute paths for the cluster's nodes; the names the input gave for rejects, when it names several files
+    files = {str(f.resolve()): (str(f) if len(named) > 1 else None) for f in named}
     for file in files:  # header, id field and format problems: one line before any work
         open_input(file, id_field=options.id_field, fields=engine.input_fields, chunk_size=options.chunk_size)
     if address is not None and not ray.is_initialized():
@@ -245,7 +239,7 @@ def run_on_ray(
             num_cpus=max(0.1, (cpus - 0.2) / actors),
         )
         rejects_file = open(options.rejects, "w", encoding="utf-8") if options.rejects else None  # noqa: SIM115
-        reject_lines: list[int] = []
+        reject_lines: list[int | str] = []  # in input order (the dataset preserves it)
         rows = chunks = scored_now = 0
         try:
             for row in scored.iter_rows():
@@ -253,7 +247,7 @@ def run_on_ray(
                 rows = max(rows, row["last"])
                 scored_now += row["scored"] if row["written"] else 0
                 rejects = [Reject(**r) for r in json.loads(row["rejects"])]
-                reject_lines.extend(r.line for r in rejects)
+                reject_lines.extend(r.where for r in rejects)
                 if rejects_file is not None and rejects:
                     rejects_file.write(
                         "".join(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n" for r in rejects)
@@ -290,7 +284,7 @@ def _absolute_store(url: str) -> str:
     return url
 
 
-def _total(marks: list[ChunkMark], reject_lines: list[int]) -> dict[str, Any]:
+def _total(marks: list[ChunkMark], reject_lines: list[int | str]) -> dict[str, Any]:
     total = Counts()
     for mark in marks:
         part = Counts.from_dict(mark.counts)
@@ -301,7 +295,7 @@ def _total(marks: list[ChunkMark], reject_lines: list[int]) -> dict[str, Any]:
             tally = total.models.setdefault(key, [0, 0])
             tally[0] += ok
             tally[1] += errors
-    total.reject_lines = sorted(reject_lines)[:REJECT_LINES_KEPT]
+    total.reject_lines = reject_lines[:REJECT_LINES_KEPT]
     return total.to_dict()
 
 

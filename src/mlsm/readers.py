@@ -11,12 +11,16 @@ not physical lines.
 
 ``skip`` drops the first ``skip`` input rows (scored or rejected): this is how a run resumes after its last
 committed chunk.
+
+``open_inputs(spec, ...)`` also takes a directory or a glob: its files (sorted by name) are read one after another
+as one input, positions counting across them, each reject naming its file.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import glob
 import io
 import json
 import os
@@ -28,7 +32,17 @@ from typing import Any, BinaryIO
 from .errors import InputError, UnknownIdField
 from .fields import MISSING
 
-__all__ = ["FORMATS", "Chunk", "Reader", "Reject", "id_text", "open_input"]
+__all__ = [
+    "FORMATS",
+    "Chunk",
+    "Reader",
+    "Reject",
+    "SeveralFiles",
+    "expand_inputs",
+    "id_text",
+    "open_input",
+    "open_inputs",
+]
 
 # CSV block size: pyarrow reads a few dozen blocks ahead, so this bounds a run's input buffering (~10 MB).
 _BLOCK = 256 * 1024
@@ -51,10 +65,17 @@ class Reject:
     line: int
     reason: str
     record: Any
+    file: str | None = None  # when the input names several files
+
+    @property
+    def where(self) -> int | str:
+        """The line number, or ``file:line`` when the input names several files (run summaries list these)."""
+        return self.line if self.file is None else f"{self.file}:{self.line}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON line written to ``--rejects``."""
-        return {"line": self.line, "reason": self.reason, "record": self.record}
+        where = {"file": self.file} if self.file is not None else {}
+        return {**where, "line": self.line, "reason": self.reason, "record": self.record}
 
 
 @dataclass
@@ -93,12 +114,15 @@ def id_text(value: Any) -> str | None:
 
 
 class Reader:
-    """An input file opened for streaming. ``columns`` lists the fields the file offers."""
+    """An input file opened for streaming. ``columns`` lists the fields the file offers; ``rows``, once the
+    iteration is over, how many input rows (scored and rejected) the file held."""
 
     format: str
     path: Path
     size: int | None
     columns: list[str] | None
+    skip: int
+    rows: int = 0
 
     def __iter__(self) -> Iterator[Chunk]:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
@@ -133,6 +157,70 @@ def open_input(
         raise InputError(f"cannot read input {str(path)!r}: {exc.strerror}") from exc
     cls = {"csv": CsvReader, "jsonl": JsonLinesReader, "parquet": ParquetReader}[fmt]
     return cls(path, id_field=id_field, fields=fields, chunk_size=chunk_size, skip=skip)
+
+
+def expand_inputs(spec: str | os.PathLike[str]) -> list[Path]:
+    """The input files a path, a directory or a glob names (a directory's or glob's sorted by name); ``InputError``
+    when a directory or glob names none."""
+    text = str(spec)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
+    elif any(char in text for char in "*?[") and not path.exists():
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    else:
+        return [path]
+    if not files:
+        raise InputError(f"cannot read input {text!r}: no CSV, JSON lines or Parquet files there")
+    return files
+
+
+def open_inputs(
+    spec: str | os.PathLike[str],
+    *,
+    id_field: str,
+    fields: list[str] | None = None,
+    chunk_size: int = 10_000,
+    skip: int = 0,
+) -> Reader:
+    """``open_input`` for a file, a directory or a glob: several files are read in order as one input."""
+    files = expand_inputs(spec)
+    if len(files) == 1:
+        return open_input(files[0], id_field=id_field, fields=fields, chunk_size=chunk_size, skip=skip)
+    return SeveralFiles(files, id_field=id_field, fields=fields, chunk_size=chunk_size, skip=skip)
+
+
+class SeveralFiles(Reader):
+    """Files read one after another as one input: a chunk never spans two files, positions (the resume point)
+    count across files, and a reject names its file beside its line number in that file."""
+
+    format = "several"
+
+    def __init__(
+        self, files: list[Path], *, id_field: str, fields: list[str] | None, chunk_size: int, skip: int
+    ) -> None:
+        self.files = files
+        self.path = files[0]
+        self._options: dict[str, Any] = {"id_field": id_field, "fields": fields, "chunk_size": chunk_size}
+        self.skip = skip
+        self.size = 0
+        for file in files:  # every file's problems (format, header, id field) before any work
+            self.size += open_input(file, **self._options).size or 0
+        self.columns = None
+
+    def __iter__(self) -> Iterator[Chunk]:
+        done_rows = done_bytes = 0
+        for file in self.files:
+            part = open_input(file, **self._options, skip=max(0, self.skip - done_rows))
+            for chunk in part:
+                chunk.position += done_rows
+                chunk.bytes_read += done_bytes
+                for reject in chunk.rejects:
+                    reject.file = str(file)
+                yield chunk
+            done_rows += part.rows
+            done_bytes += part.size or 0
+        self.rows = done_rows
 
 
 class _Utf8(io.RawIOBase):
@@ -403,6 +491,7 @@ class _ChunkBuilder:
         yield from self.full_chunks()
         if self.ids or self.rejects:
             yield self._cut(len(self.ids))
+        self.reader.rows = self.position
 
     def _cut(self, size: int) -> Chunk:
         pieces = []

@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from .documents import Batch, make_document
 from .engine import Engine, gc_paused
 from .errors import RunError, RunStopped, StoreUnavailable
 from .progress import Progress
-from .readers import Chunk, open_input
+from .readers import Chunk, SeveralFiles, open_inputs
 from .stores.base import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Counts:
     read: int = 0
     scored: int = 0
     rejected: int = 0
-    reject_lines: list[int] = field(default_factory=list)
+    reject_lines: list[int | str] = field(default_factory=list)  # line numbers, or file:line for several files
     models: dict[str, list[int]] = field(default_factory=dict)  # key -> [ok, errors]
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,16 +130,16 @@ def run_batch(
     ``on_start(run_id, rows_already_done)`` is called once the run is registered; ``on_chunk(run)`` after
     every committed chunk.
     """
+    # the input opened first: an unreadable file or a missing id field is one error before the run is registered
+    reader = open_inputs(
+        options.input, id_field=options.id_field, fields=engine.input_fields, chunk_size=options.chunk_size
+    )
+    if isinstance(reader, SeveralFiles):  # a resumed run must read the same files, or positions would shift
+        options = replace(options, info={**options.info, "files": [str(f.resolve()) for f in reader.files]})
     run = open_run(store, options, engine)
+    reader.skip = run.rows  # resuming: what the committed chunks consumed
     if on_start is not None:
         on_start(run.id, run.rows)
-    reader = open_input(
-        options.input,
-        id_field=options.id_field,
-        fields=engine.input_fields,
-        chunk_size=options.chunk_size,
-        skip=run.rows,
-    )
     counts = Counts.from_dict(run.counts)
     offsets = run.info.setdefault("offsets", {})
     output = _open_resumable(options.output, offsets.get("output", 0), options.resume)
@@ -155,7 +155,7 @@ def run_batch(
             for reject in chunk.rejects:
                 counts.rejected += 1
                 if len(counts.reject_lines) < REJECT_LINES_KEPT:
-                    counts.reject_lines.append(reject.line)
+                    counts.reject_lines.append(reject.where)
             if output is not None:
                 output.write("".join(text + "\n" for text in batch.json()))
                 output.flush()
@@ -224,6 +224,12 @@ def open_run(store: Store, options: RunOptions, engine: Engine) -> RunRecord:
             )
         if run.info.get("id_field") not in (None, options.id_field):
             raise RunError(f"run {run.id!r} was started with --id-field {run.info['id_field']!r}")
+        if run.info.get("files") != options.info.get("files"):  # several files: the same ones, or rows would shift
+            raise RunError(
+                f"run {run.id!r} read the files {', '.join(run.info.get('files') or [run.info.get('input', '?')])}; "
+                f"this input names {', '.join(options.info.get('files') or [str(options.input)])}: "
+                "resume with the same files"
+            )
         _check_same_code(run, options.info.get("provenance"))
         store.recover(run)
         run = store.get_run(run.id) or run
