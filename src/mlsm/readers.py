@@ -200,7 +200,7 @@ class SeveralFiles(Reader):
         self, files: list[Path], *, id_field: str, fields: list[str] | None, chunk_size: int, skip: int
     ) -> None:
         self.files = files
-        self.path = files[0]
+        self.path = files[0]  # the first; ``files`` lists them all
         self._options: dict[str, Any] = {"id_field": id_field, "fields": fields, "chunk_size": chunk_size}
         self.skip = skip
         self.size = 0
