@@ -231,6 +231,14 @@ def test_several_workers_share_the_port_reload_together_and_drain_on_sigterm(
         response = httpx.post(server.url + "/v1/score", json={"id": i, "a": i, "b": 1})  # a new connection each
         assert response.status_code == 200
         answered[str(i)] = response.json()
+
+    def scored_total() -> float:  # whichever worker answers the scrape
+        text = httpx.get(server.url + "/metrics").text
+        return sum(
+            float(line.split()[-1]) for line in text.splitlines() if line.startswith("mlsm_records_scored_total")
+        )
+
+    assert [scored_total() for _ in range(6)] == [20.0] * 6  # every worker's counts, summed
     model_file(MODELS.replace('VERSION = "1"', 'VERSION = "2"'))
     assert httpx.post(server.url + "/v1/admin/reload").status_code == 200
     seen: dict[int, int] = {}
