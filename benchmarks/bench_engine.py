@@ -20,13 +20,12 @@ import json
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from timing import alternate  # benchmarks/timing.py: this folder is on the path of a script run from it
+from timing import alternate, scratch  # benchmarks/timing.py: this folder is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lead_scoring"
@@ -209,7 +208,7 @@ def batch_benchmark(records: int, repeats: int, chunk_size: int) -> dict[str, An
     engine = Engine(
         [*models, SummaryModel("lead_score", [{"name": n, "version": v} for n, v in keys[:2]], "1.0", pick)]
     )
-    folder = Path(tempfile.mkdtemp(prefix="mlsm-bench-"))
+    folder = scratch("mlsm-bench-")
     leads = write_leads(folder / "leads.csv", records, seed=11)
     counter = iter(range(10**6))
 

@@ -14,11 +14,12 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from timing import scratch  # benchmarks/timing.py: this folder is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -78,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     from tests import servers
 
-    folder = Path(tempfile.mkdtemp(prefix="mlsm-bench-lookups-"))
+    folder = scratch("mlsm-bench-lookups-")
     report: dict[str, Any] = {"documents": args.documents}
     for backend in args.backends.split(","):
         cluster = None

@@ -14,8 +14,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from timing import scratch  # benchmarks/timing.py: this folder is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lead_scoring"
@@ -39,7 +40,7 @@ def main() -> None:
         [sys.executable, "-c", "from mlsm.demo import example_dir, ensure_artifacts; ensure_artifacts(example_dir())"],
         check=True,
     )
-    folder = Path(tempfile.mkdtemp(prefix="mlsm-bench-memory-"))
+    folder = scratch("mlsm-bench-memory-")
     report: dict[str, object] = {}
     peaks = {}
     for size in (int(s) for s in args.sizes.split(",")):

@@ -18,10 +18,11 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from timing import scratch  # benchmarks/timing.py: this folder is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lead_scoring"
@@ -131,7 +132,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--skip-ray", action="store_true")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="mlsm-bench-scale-"))
+    folder = scratch("mlsm-bench-scale-")
     report = {
         "cpu_bound": cpu_bound(folder, args.records, args.repeats),
         "example": example(folder, args.leads, args.repeats, not args.skip_ray),

@@ -19,14 +19,13 @@ import random
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from timing import alternate  # benchmarks/timing.py: this folder is on the path of a script run from it
+from timing import alternate, scratch  # benchmarks/timing.py: this folder is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -138,7 +137,7 @@ def main() -> None:
     from tests import servers
 
     documents = make_documents(args.documents)
-    folder = Path(tempfile.mkdtemp(prefix="mlsm-bench-stores-"))
+    folder = scratch("mlsm-bench-stores-")
     report: dict[str, Any] = {"documents": args.documents, "chunk": CHUNK, "repeats": args.repeats, "backends": {}}
     for backend in args.backends.split(","):
         cleanup: Callable[[], None] = lambda: None  # noqa: E731
@@ -166,7 +165,7 @@ def main() -> None:
             if args.mongo_url:
                 mongo_base = args.mongo_url.rsplit("/", 1)[0]
             else:
-                server = servers.start_mongo(Path(tempfile.mkdtemp(prefix="mlsm-bench-mongo-")))
+                server = servers.start_mongo(scratch("mlsm-bench-mongo-"))
                 mongo_base = server.url
                 cleanup = lambda server=server: servers.stop_mongo(server)  # noqa: E731
             url_for = lambda mongo_base=mongo_base: f"{mongo_base}/s_{uuid.uuid4().hex[:8]}"  # noqa: E731

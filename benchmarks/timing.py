@@ -1,10 +1,22 @@
-"""What the benchmarks share: timing two contenders in turn, so that a noisy machine slows both alike."""
+"""What the benchmarks share: timing two contenders in turn, so that a noisy machine slows both alike, and scratch
+folders that are gone when the benchmark ends (some fill gigabytes)."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+
+def scratch(prefix: str) -> Path:
+    """A new temporary folder, removed with everything in it when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def alternate(
