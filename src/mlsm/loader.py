@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from .errors import ModelLoadError
 from .models import Model
@@ -225,8 +224,3 @@ def _describe(exc: BaseException, path: Path | None) -> str:
     if frames:
         text += f" (line {frames[-1].lineno})"
     return text
-
-
-def describe_source(loaded: LoadedModels) -> dict[str, Any]:
-    """Where the models came from, for run records."""
-    return {"source": loaded.source, "path": str(loaded.path) if loaded.path else None}

@@ -93,6 +93,19 @@ class ChunkMark:
     last: int
     counts: dict[str, Any] = field(default_factory=dict)
 
+    #: The SQL stores' ``mlsm_run_chunks`` columns, in the order of :meth:`to_row`.
+    COLUMNS: ClassVar[str] = "run, source, first, last, counts"
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The mark as a SQL row (``COLUMNS`` order), counts as JSON text."""
+        return (self.run, self.source, self.first, self.last, json.dumps(self.counts))
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> ChunkMark:
+        """A mark read back from a SQL row (counts as JSON text, or already decoded by the driver)."""
+        run, source, first, last, counts = row
+        return cls(run, source, first, last, json.loads(counts) if isinstance(counts, str | bytes) else counts)
+
 
 def already_written(mark: ChunkMark, overlapping: list[ChunkMark]) -> bool:
     """True when ``mark``'s chunk was committed before; an overlapping but different chunk is an error."""

@@ -15,7 +15,7 @@ import time
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -371,7 +371,7 @@ def _mark_id(mark: ChunkMark) -> str:
 
 
 def _mark(document: dict[str, Any]) -> ChunkMark:
-    return ChunkMark(**{key: document[key] for key in ChunkMark.__dataclass_fields__})
+    return ChunkMark(**{f.name: document[f.name] for f in fields(ChunkMark)})
 
 
 def _object_id(stamp: int, tag: bytes, index: int) -> Any:
@@ -388,5 +388,5 @@ def _clean(document: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _run(document: dict[str, Any]) -> RunRecord:
-    fields = RunRecord.__dataclass_fields__
-    return RunRecord(**{key: value for key, value in document.items() if key in fields})
+    names = {f.name for f in fields(RunRecord)}
+    return RunRecord(**{key: value for key, value in document.items() if key in names})

@@ -11,7 +11,6 @@ URL: ``postgresql://user:password@host:port/database`` (any libpq connection URI
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -117,16 +116,16 @@ class PostgresStore(Store):
                 # one writer per chunk at a time; writers of other chunks go on
                 self._db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{mark.run}|{mark.source}",))
                 found = self._db.execute(
-                    "SELECT run, source, first, last, counts FROM mlsm_run_chunks"
+                    f"SELECT {ChunkMark.COLUMNS} FROM mlsm_run_chunks"
                     " WHERE run = %s AND source = %s AND first <= %s AND last >= %s",
                     (mark.run, mark.source, mark.last, mark.first),
                 ).fetchall()
-                if already_written(mark, [ChunkMark(*row) for row in found]):
+                if already_written(mark, [ChunkMark.from_row(row) for row in found]):
                     return False
                 self._copy(batch)
                 self._db.execute(
-                    "INSERT INTO mlsm_run_chunks (run, source, first, last, counts) VALUES (%s, %s, %s, %s, %s)",
-                    (mark.run, mark.source, mark.first, mark.last, json.dumps(mark.counts)),
+                    f"INSERT INTO mlsm_run_chunks ({ChunkMark.COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
+                    mark.to_row(),
                 )
             return True
         except psycopg.Error as exc:
@@ -139,8 +138,8 @@ class PostgresStore(Store):
                 copy.write_row((id_value, batch.run, batch.timestamp, text))
 
     def chunk_marks(self, run_id: str) -> list[ChunkMark]:
-        sql = "SELECT run, source, first, last, counts FROM mlsm_run_chunks WHERE run = %s ORDER BY source, first"
-        return [ChunkMark(*row) for row in self._query(sql, (run_id,))]
+        sql = f"SELECT {ChunkMark.COLUMNS} FROM mlsm_run_chunks WHERE run = %s ORDER BY source, first"
+        return [ChunkMark.from_row(row) for row in self._query(sql, (run_id,))]
 
     def current(self, id_value: str) -> dict[str, Any] | None:
         rows = self._query("SELECT doc FROM mlsm_results WHERE id = %s ORDER BY seq DESC LIMIT 1", (str(id_value),))

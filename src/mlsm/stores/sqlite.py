@@ -7,7 +7,6 @@ whole chunk with its progress or nothing. The view ``mlsm_current`` gives each i
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -118,16 +117,16 @@ class SQLiteStore(Store):
     def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
         with self._writing(batch.id_field):
             found = self._db.execute(
-                "SELECT run, source, first, last, counts FROM mlsm_run_chunks"
+                f"SELECT {ChunkMark.COLUMNS} FROM mlsm_run_chunks"
                 " WHERE run = ? AND source = ? AND first <= ? AND last >= ?",
                 (mark.run, mark.source, mark.last, mark.first),
             ).fetchall()
-            if already_written(mark, [_chunk(row) for row in found]):
+            if already_written(mark, [ChunkMark.from_row(row) for row in found]):
                 return False
             self._insert(batch)
             self._db.execute(
-                "INSERT INTO mlsm_run_chunks (run, source, first, last, counts) VALUES (?, ?, ?, ?, ?)",
-                (mark.run, mark.source, mark.first, mark.last, json.dumps(mark.counts)),
+                f"INSERT INTO mlsm_run_chunks ({ChunkMark.COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                mark.to_row(),
             )
             return True
 
@@ -153,10 +152,10 @@ class SQLiteStore(Store):
 
     def chunk_marks(self, run_id: str) -> list[ChunkMark]:
         rows = self._query(
-            "SELECT run, source, first, last, counts FROM mlsm_run_chunks WHERE run = ? ORDER BY source, first",
+            f"SELECT {ChunkMark.COLUMNS} FROM mlsm_run_chunks WHERE run = ? ORDER BY source, first",
             (run_id,),
         )
-        return [_chunk(row) for row in rows]
+        return [ChunkMark.from_row(row) for row in rows]
 
     def _claim(self, id_field: str) -> None:
         """Record the store's id field on its first write; refuse documents keyed by another field."""
@@ -287,8 +286,3 @@ def _with_current(text: str, rank: int) -> dict[str, Any]:
     document = decode(text)
     document["_current"] = rank
     return document
-
-
-def _chunk(row: tuple[Any, ...]) -> ChunkMark:
-    run, source, first, last, counts = row
-    return ChunkMark(run, source, first, last, json.loads(counts))
