@@ -244,6 +244,12 @@ def _parser() -> argparse.ArgumentParser:
     _release_arguments(serve)
     serve.add_argument("--run-id", metavar="NAME", help="name the service's run (default: serve-<time>-<random>)")
     serve.add_argument("--no-access-log", action="store_true", help="no log line per request")
+    serve.add_argument(
+        "--strict-preflight",
+        action="store_true",
+        help="refuse the models (at start and on reload) when any model fails any preflight check, drafts included "
+        "(default: only an active model failing its basic example or every input, or unstorable on most)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     demo = commands.add_parser("demo", help="score 100,000 synthetic leads with the example models")
@@ -675,6 +681,8 @@ def _serve_settings(args: argparse.Namespace) -> tuple[Any, str | None]:
             options[name] = value
     if args.no_access_log:
         options["access_log"] = False
+    if args.strict_preflight:
+        options["strict_preflight"] = True
     settings = ServiceSettings(
         models=args.models,
         id_field=_id_field(args, project),
