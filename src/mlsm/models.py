@@ -58,12 +58,13 @@ class Model:
 
         return run_single(self, data, results)
 
-    def test(self, examples: int | None = None) -> bool:
-        """Preflight the model as ``mlsm test`` does (``examples`` inputs generated from its fields, default 100);
-        False when it raises, returns what a run cannot store, or exceeds the time budget on one of them."""
+    def test(self, examples: int | None = None, *, extremes: bool = False) -> bool:
+        """Preflight the model as ``mlsm test`` does (its basic example, then ``examples`` inputs generated from its
+        fields, default 100, numbers of realistic magnitude unless ``extremes``); False when it raises, returns what
+        a run cannot store, or exceeds the time budget on one of them."""
         from .preflight import preflight_model
 
-        return preflight_model(self, examples=examples).passed
+        return preflight_model(self, examples=examples, extremes=extremes).passed
 
 
 class SummaryModel(Model):

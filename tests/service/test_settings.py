@@ -59,6 +59,7 @@ def test_the_key_file_wins_over_the_environment_and_is_stripped(tmp_path: Path) 
         ({"port": "8000"}, "mlsm.toml: [service]: port = '8000': expected 0-65535"),
         ({"model_timeout": 0}, "mlsm.toml: [service]: model_timeout = 0: expected a number of seconds above 0"),
         ({"access_log": "no"}, "mlsm.toml: [service]: access_log = 'no': expected true or false"),
+        ({"strict_preflight": 1}, "mlsm.toml: [service]: strict_preflight = 1: expected true or false"),
         ({"max_body": "lots"}, "mlsm.toml: [service]: max_body = 'lots': expected a size such as 10MiB"),
         ({"allow_unreleased": True}, "mlsm.toml: [service]: allow_unreleased cannot be set here: it is a flag only"),
         ({"api_key": "s3cret"}, "mlsm.toml: [service]: api_key cannot be set here: never put the key in a project"),
@@ -72,12 +73,19 @@ def test_a_bad_service_table_names_the_key_and_value(table: dict[str, object], m
 
 
 def test_the_service_table_converts_sizes_numbers_and_paths(tmp_path: Path) -> None:
-    table = {"max_body": "1MiB", "model_timeout": 2, "batch_max_wait_ms": 0, "api_key_file": "secrets/key"}
+    table = {
+        "max_body": "1MiB",
+        "model_timeout": 2,
+        "batch_max_wait_ms": 0,
+        "api_key_file": "secrets/key",
+        "strict_preflight": True,
+    }
     options = project_service_options(table, "mlsm.toml: [service]", tmp_path)
     assert options == {
         "max_body_bytes": 1024 * 1024,
         "model_timeout": 2.0,
         "batch_max_wait_ms": 0.0,
         "api_key_file": str(tmp_path / "secrets" / "key"),
+        "strict_preflight": True,
     }
     ServiceSettings("m.py", "id", **{k: v for k, v in options.items() if k != "api_key_file"}).check()
