@@ -92,6 +92,11 @@ def test_psi_numeric_bins_by_hand() -> None:
     assert len(lumpy.ref_counts) < 10 and lumpy.ref_counts[0] == 80
 
 
+def test_zero_is_one_value_whatever_its_sign() -> None:
+    zeros, negative_zeros = NumericProfile.of([0.0] * 10 + [1.0]), NumericProfile.of([-0.0] * 10 + [1.0])
+    assert zeros == negative_zeros and psi_numeric(zeros, negative_zeros).value == 0.0
+
+
 def test_psi_without_values_is_nan_with_a_reason() -> None:
     empty = NumericProfile.of([float("nan")] * 3)
     result = psi_numeric(NumericProfile.of([1.0, 2.0]), empty)
@@ -208,6 +213,8 @@ def test_categorical_truncation_keeps_the_most_frequent() -> None:
     profile = CategoricalProfile.of(values, limit=2)
     assert profile.counts == {"a": 3} and profile.other == 5 and profile.truncated and profile.count == 8
     assert CategoricalProfile.of(pa.array(values), limit=2) == profile
+    twice = profile.merge(profile)  # truncated sides: kept counts are lower bounds, the totals stay exact
+    assert twice.counts == {"a": 6} and twice.other == 10 and twice.count == 16
     assert CategoricalProfile.of(values, limit=3).counts == {"a": 3, "b": 2, "c": 2}
     assert CategoricalProfile.of(values, limit=3).top() == [("a", 3), ("b", 2), ("c", 2)]
     # two untruncated halves: the merge equals one pass even though the merge itself has to fold

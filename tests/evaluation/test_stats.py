@@ -271,18 +271,19 @@ def test_calibration_by_hand() -> None:
 
 def test_deciles_by_hand_with_ties_broken_by_id() -> None:
     # 12 rows: positions 0-1 go to decile 1, 2 to 2, ..., 6-7 to decile 6, 11 to decile 10 (floor(10 k / 12) + 1);
-    # three rows tie at the top and are ranked by id text: "a" < "b" < "c"
+    # three rows tie at the top and are ranked by id text: "a" < "b" < "c", whatever their order in the input
     ids = ["c", "b", "a", "d", "e", "f", "g", "h", "i", "j", "k", "l"]
     s = [0.9, 0.9, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
-    y = [1, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 1]
+    y = [0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 1]
     table = deciles(y, s, ids)
     assert [d.n for d in table] == [2, 1, 1, 1, 1, 2, 1, 1, 1, 1]
-    # decile 1 = a (1) and b (0); c (1) is pushed to decile 2
-    assert [d.positives for d in table] == [1, 1, 1, 0, 0, 2, 0, 0, 0, 1]
+    # decile 1 = a and b (both converted); c (not converted) is pushed to decile 2
+    assert [d.positives for d in table] == [2, 0, 1, 0, 0, 2, 0, 0, 0, 1]
     overall = 6 / 12
-    assert table[0].rate == 0.5 and table[0].lift == 0.5 / overall
-    assert table[5].rate == 1.0 and table[5].lift == 2.0
-    assert [d.gain for d in table] == pytest.approx([1 / 6, 2 / 6, 3 / 6, 3 / 6, 3 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6, 1])
+    assert table[0].rate == 1.0 and table[0].lift == 1.0 / overall
+    assert table[1].rate == 0.0 and table[1].lift == 0.0
+    assert table[9].rate == 1.0 and table[9].lift == 2.0
+    assert [d.gain for d in table] == pytest.approx([2 / 6, 2 / 6, 3 / 6, 3 / 6, 3 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6, 1])
     assert (table[0].max_score, table[0].min_score, table[5].max_score, table[5].min_score) == (0.9, 0.9, 0.5, 0.4)
     assert table == deciles(y, s, IdOrder(ids))
 
@@ -354,7 +355,7 @@ def test_roc_points_equal_scikit_learn_and_thin_within_bound() -> None:
     s = s + np.random.default_rng(0).normal(scale=1e-3, size=s.size)  # distinct scores: 5,001 vertices
     full = roc_points(y, s, max_points=10_000)
     thin = roc_points(y, s, max_points=50)
-    assert len(thin.fpr) <= 50 and full.fpr.size == 5_001
+    assert 45 <= len(thin.fpr) <= 50 and full.fpr.size == 5_001  # the budget is used, not exceeded
     assert (thin.fpr[0], thin.tpr[0], thin.fpr[-1], thin.tpr[-1]) == (0, 0, 1, 1)
     # walking both curves by length (fpr + tpr), the thinned one is never more than one step away
     step = 2 / 49
