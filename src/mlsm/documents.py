@@ -42,7 +42,9 @@ def _repaired(document: dict[str, Any]) -> dict[str, Any]:
                 _ENCODER.encode(cleaned)
                 fixed[str(version)] = cleaned
             except (BadOutput, TypeError, ValueError) as exc:
-                fixed[str(version)] = error_slot(f"bad output: {exc}")
+                status = slot.get("_status") if isinstance(slot, dict) else None
+                status = status if isinstance(status, str) else None  # the slot's own, when it still has one
+                fixed[str(version)] = error_slot(f"bad output: {exc}", status=status)
     return {**document, "results": results}
 
 

@@ -31,7 +31,16 @@ import numpy as np
 
 from .errors import ModelDefinitionError
 
-__all__ = ["MISSING", "ColumnResult", "Field", "FieldCheck", "FieldProblem", "as_field", "show_value"]
+__all__ = [
+    "MISSING",
+    "MISSING_REQUIRED",
+    "ColumnResult",
+    "Field",
+    "FieldCheck",
+    "FieldProblem",
+    "as_field",
+    "show_value",
+]
 
 
 class _Missing:
@@ -47,6 +56,9 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+#: The problem of a required field without a value (a result slot words it as the original package did).
+MISSING_REQUIRED = "missing (required)"
 
 # ASCII whitespace and digits only: Python's str.strip(), \s and \d know more than Arrow's kernels, and both paths
 # must agree value for value
@@ -225,7 +237,7 @@ class FieldCheck:
             return field.default
         if not field.required or field.nullable:
             return None
-        raise FieldProblem("missing (required)")
+        raise FieldProblem(MISSING_REQUIRED)
 
     def _to_instance(self, value: Any) -> Any:
         if isinstance(value, self.field.type):

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import Engine, error_slot, run_single
+from .engine import Engine, describe_error, error_slot, run_single
 from .fields import Field, FieldCheck, FieldProblem, as_field
 from .models import Model, SummaryModel
 
@@ -319,7 +319,7 @@ class _Runner:
                 if fail:
                     need, _, _ = key.rpartition("@")
                     slot_version = next(v for v in results[need] if f"{need}@{v}" == key)
-                    results[need][slot_version] = _upstream_error(key)
+                    results[need][slot_version] = _upstream_error(key, results[need][slot_version].get("_status"))
         else:  # on its own, a summary model sees its upstream results as errors: they did not run
             record, results = example, {}
             for dep in model.models:  # type: ignore[attr-defined]
@@ -337,8 +337,8 @@ class _Runner:
         return example
 
 
-def _upstream_error(key: str) -> dict[str, Any]:
-    return error_slot(f"invalid input: preflight made {key} fail, as invalid input would")
+def _upstream_error(key: str, status: str | None = None) -> dict[str, Any]:
+    return error_slot(f"invalid input: preflight made {key} fail, as invalid input would", status=status)
 
 
 class _ModelFailed(Exception):
@@ -372,10 +372,10 @@ def _hard_limit(seconds: float) -> Iterator[None]:
 
 def _check_slots(slots: list[dict[str, Any]], shown: Any) -> None:
     for slot in slots:
-        error = slot.get("_error")
-        if error is not None:
-            check = "output" if str(error).startswith("bad output") else "raises"
-            raise _ModelFailed(check, str(error), shown)
+        if slot.get("_error") is not None:
+            error = describe_error(slot)
+            check = "output" if error.startswith("bad output") else "raises"
+            raise _ModelFailed(check, error, shown)
         try:
             json.dumps(slot, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -41,6 +41,7 @@ __all__ = [
     "environment",
     "file_digest",
     "find_unreleased",
+    "is_library_file",
     "parse_patterns",
     "release_gate",
     "release_policy",
@@ -112,13 +113,20 @@ class ReleasePolicy:
 # -- what a model's code is ---------------------------------------------------------------------------------------
 
 
-def _library_folders() -> list[Path]:
+@functools.lru_cache(maxsize=1)
+def _library_folders() -> tuple[Path, ...]:
     folders = set()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         value = sysconfig.get_paths().get(key)
         if value:
             folders.add(Path(value).resolve())
-    return sorted(folders)
+    return tuple(sorted(folders))
+
+
+def is_library_file(path: Path) -> bool:
+    """True for a file of the standard library or of an installed package, not of the user's own code."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(folder) for folder in _library_folders())
 
 
 def source_file(model: Model, default: Path | None = None) -> Path | None:
@@ -143,7 +151,7 @@ def source_file(model: Model, default: Path | None = None) -> Path | None:
     if not name:
         return default
     path = Path(name).resolve()
-    if not path.is_file() or any(path.is_relative_to(folder) for folder in _library_folders()):
+    if not path.is_file() or is_library_file(path):
         return default
     return path
 

@@ -135,7 +135,8 @@ def _record_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
 def _document_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
     slot = {
         "type": "object",
-        "description": "The model's output plus `_status`; or `_error` (one line) and `_errors` (field, problem).",
+        "description": "The model's output plus `_status`; or `_error`, `_errors` (field, problem; for an exception "
+        "also type and at) and `_status`.",
         "properties": {
             "_status": {"type": "string", "enum": ["draft", "active"]},
             "_error": {"type": "string"},
@@ -143,7 +144,12 @@ def _document_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"field": {"type": ["string", "null"]}, "problem": {"type": "string"}},
+                    "properties": {
+                        "field": {"type": ["string", "null"]},
+                        "problem": {"type": "string"},
+                        "type": {"type": "string", "description": "the exception's class"},
+                        "at": {"type": ["string", "null"], "description": "file:line where the model raised it"},
+                    },
                 },
             },
         },
