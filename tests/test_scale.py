@@ -203,6 +203,8 @@ def test_ray_gives_the_same_current_results_as_the_local_executor(
     written = [json.loads(line)["id"] for line in (tmp_path / "ray-out.jsonl").read_text().splitlines()]
     in_order = [json.loads(line)["id"] for line in (tmp_path / "local-out.jsonl").read_text().splitlines()]
     assert sorted(written) == sorted(in_order) == sorted(results_of("sqlite:///ray.db"))
+    first = (tmp_path / "ray-out.jsonl").read_text().splitlines()[0]  # one encoding: the bytes of `mlsm results`
+    assert cli("results", json.loads(first)["id"], "--store", "sqlite:///ray.db").out.splitlines() == [first]
     assert local.out.split("  model")[1].split("elapsed")[0] == distributed.out.split("  model")[1].split("elapsed")[0]
     assert "records read 1,400" in distributed.out
 

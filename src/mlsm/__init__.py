@@ -9,6 +9,7 @@ from __future__ import annotations
 from .engine import Engine
 from .errors import (
     InputError,
+    InvalidId,
     MlsmError,
     ModelDefinitionError,
     ModelLoadError,
@@ -42,6 +43,7 @@ __all__ = [
     "Engine",
     "Field",
     "InputError",
+    "InvalidId",
     "MlsmError",
     "Model",
     "ModelDefinitionError",

@@ -532,20 +532,23 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    from .documents import encode
+    from .ids import normalize_id
     from .stores import open_store
 
+    id_value = normalize_id(args.id)  # the rule the id was stored by
     with open_store(args.store) as store:
         documents: list[dict[str, Any]]
         if args.history:
-            documents = store.history(args.id)
+            documents = store.history(id_value)
         else:
-            found = store.current(args.id)
+            found = store.current(id_value)
             documents = [found] if found else []
     if not documents:
-        print(f"mlsm: no results for id {args.id!r} in {store.url}", file=sys.stderr)
+        print(f"mlsm: no results for id {id_value!r} in {store.url}", file=sys.stderr)
         return EXIT_FAILED
     for document in documents:
-        print(json.dumps(document, ensure_ascii=False))
+        print(encode(document))
     return EXIT_OK
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .documents import encode
 from .engine import Engine
 from .errors import MlsmError, RunError, StoreUnavailable
 from .readers import Reject, expand_inputs, open_input
@@ -302,7 +303,7 @@ def _total(marks: list[ChunkMark], reject_lines: list[int | str]) -> dict[str, A
 def _export_run(store: Store, run_id: str, output: str) -> None:
     with open(output, "w", encoding="utf-8") as handle:
         for document in store.run_documents(run_id):
-            handle.write(json.dumps(document, ensure_ascii=False) + "\n")
+            handle.write(encode(document) + "\n")
 
 
 def _interrupted(store: Store, run: RunRecord) -> None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Batch", "decode", "encode", "make_document", "ordered"]
+__all__ = ["Batch", "decode", "encode", "encode_value", "make_document", "ordered"]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -27,6 +27,12 @@ def encode(document: dict[str, Any]) -> str:
         return _ENCODER.encode(document)
     except (TypeError, ValueError):
         return _ENCODER.encode(_repaired(document))
+
+
+def encode_value(value: Any) -> str:
+    """Any other JSON value in the documents' encoding (an envelope around documents, a flattened slot's list);
+    ``TypeError``/``ValueError`` when it cannot be encoded."""
+    return _ENCODER.encode(value)
 
 
 def _repaired(document: dict[str, Any]) -> dict[str, Any]:

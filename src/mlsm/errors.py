@@ -10,7 +10,8 @@ Setup problems raise; per-record problems never do (they are data in the results
     ├── UnreleasedModelError
     ├── ModelTimeout
     ├── InputError
-    │   └── UnknownIdField
+    │   ├── UnknownIdField
+    │   └── InvalidId
     ├── StoreError
     │   ├── StoreConfigError
     │   └── StoreUnavailable
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "InputError",
+    "InvalidId",
     "MlsmError",
     "ModelDefinitionError",
     "ModelLoadError",
@@ -81,6 +83,16 @@ class InputError(MlsmError):
 
 class UnknownIdField(InputError):
     """The id field named for a run is not in the input."""
+
+
+class InvalidId(InputError):
+    """A value that cannot be a record id; ``reason`` completes "the id ..." and ``missing`` tells a value that is
+    absent or blank from one that is unusable (a batch run rejects its row, the service answers 422)."""
+
+    def __init__(self, reason: str, *, missing: bool = False) -> None:
+        super().__init__(f"the id {reason}")
+        self.reason = reason
+        self.missing = missing
 
 
 class StoreError(MlsmError):

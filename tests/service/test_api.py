@@ -85,7 +85,7 @@ async def test_a_missing_field_errors_only_the_models_that_need_it(settings: Cal
         (b'{"records": [{"id": 1}, 7]}', 422, "records[1] must be a JSON object (one record), got a number (7)"),
         (b'{"a": 1, "b": 2}', 422, "the record has no 'id' (the id field)"),
         (b'{"records": [{"id": 1}, {"a": 1}]}', 422, "records[1] has no 'id' (the id field)"),
-        (b'{"id": {"x": 1}}', 422, "the record: 'id' must be a string or an integer, got an object"),
+        (b'{"id": {"x": 1}}', 422, "the record: 'id' (the id field) is an object: an id is text or a whole number"),
         (b'{"id": "  "}', 422, "the record has an empty 'id'"),
     ],
 )
