@@ -374,7 +374,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             info={"source": args.models, "store": store.url, "provenance": provenance, "executor": args.executor},
             resume_command=_resume_command(args),
             workers=args.workers,
-            engine_source=EngineSource(args.models, tuple(model.key for model in engine.all_models)),
+            engine_source=EngineSource.of_run(args.models, engine, provenance),
         )
         on_start = _announce if not args.json else None
         if args.executor == "ray":

@@ -6,7 +6,8 @@ Setup problems raise; per-record problems never do (they are data in the results
     ├── ModelDefinitionError
     │   └── SummaryModelListException
     ├── ModelLoadError
-    │   └── ProjectError
+    │   ├── ProjectError
+    │   └── ModelCodeChanged
     ├── UnreleasedModelError
     ├── ModelTimeout
     ├── InputError
@@ -30,6 +31,7 @@ __all__ = [
     "InputError",
     "InvalidId",
     "MlsmError",
+    "ModelCodeChanged",
     "ModelDefinitionError",
     "ModelLoadError",
     "ModelTimeout",
@@ -67,6 +69,10 @@ class ModelLoadError(MlsmError):
 
 class ProjectError(ModelLoadError):
     """A project file (``mlsm.toml``) is invalid, or one of its model sources cannot be fetched or pinned."""
+
+
+class ModelCodeChanged(ModelLoadError):
+    """A process loading a run's models again (a worker, a Ray actor) found other code than the run recorded."""
 
 
 class UnreleasedModelError(MlsmError):

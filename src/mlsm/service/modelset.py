@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import inspect
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -31,7 +28,7 @@ from ..fields import MISSING, as_field
 from ..models import Model, SummaryModel
 from ..preflight import preflight_model
 from ..project import ModelSet, load_model_set
-from ..provenance import release_gate, release_policy
+from ..provenance import code_digest, file_digest, release_gate, release_policy
 from ..timeouts import OnCall
 from .settings import ServiceSettings
 
@@ -91,7 +88,7 @@ class ServingSet:
             "batch": bool(model.batch),
             "fields": {name: describe_field(spec) for name, spec in model.fields.items()},
             "timeout": self.engine.timeouts.get(model.key),
-            "source_hash": _function_file_hash(model) or self.source_hash,
+            "source_hash": code.get("sha256") or self.source_hash,  # the hash the run's provenance records
         }
         if code.get("git"):
             git = code["git"]
@@ -272,29 +269,17 @@ def _forget_modules(model_set: ModelSet | None) -> None:
 
 
 def _source_hash(model_set: ModelSet) -> str:
-    digest = hashlib.sha256()
+    """One code hash of the whole set: each source's models file (the bytes its import ran) and helper modules."""
+    loaded = model_set.digests()
+    parts = []
     for source in model_set.sources:
         files = [source.path] if source.path is not None else []
-        files += sorted(source.helpers.values())
-        for path in files:
+        for path in [*files, *sorted(source.helpers.values())]:
             try:
-                digest.update(path.read_bytes())
+                parts.append(loaded.get(path) or file_digest(path))
             except OSError:
-                digest.update(str(path).encode())
-    return "sha256:" + digest.hexdigest()
-
-
-def _function_file_hash(model: Model) -> str | None:
-    try:
-        file = inspect.getsourcefile(model.fcn)
-    except TypeError:
-        return None
-    if not file:
-        return None
-    try:
-        return "sha256:" + hashlib.sha256(Path(file).read_bytes()).hexdigest()
-    except OSError:
-        return None
+                parts.append(f"unreadable {path}")
+    return code_digest(part.encode() for part in parts)
 
 
 def _iso(timestamp: float) -> str:
