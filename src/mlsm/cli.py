@@ -443,7 +443,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 str(model.version),
                 model.status,
                 model.kind,
-                "yes" if model.batch else "no",
+                "yes" if model.scores_frames else "no",
                 origin,
                 fields or "-",
             )

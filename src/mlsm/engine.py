@@ -139,7 +139,7 @@ class _Step:
 
     @property
     def batch(self) -> bool:
-        return bool(getattr(self.model, "batch", False)) and not self.summary
+        return self.model.scores_frames
 
 
 class Engine:

@@ -139,16 +139,34 @@ class Field:
             parts.append(f"default={self.default!r}")
         return f"Field({', '.join(parts)})"
 
-    def describe(self) -> str:
-        """Short human description: ``int >=0``, ``str in [A, B]``, ``float?`` (optional)."""
-        text = getattr(self.type, "__name__", repr(self.type))
+    def to_dict(self) -> dict[str, Any]:
+        """The field's rules as data, the one description every view renders (``mlsm models``, ``/v1/models``,
+        OpenAPI): ``type``, ``required`` (a record without a value gets ``_error`` in the model's slot: not
+        :attr:`optional`), and ``nullable``, ``ge``, ``le``, ``choices``, ``default`` when set."""
+        info: dict[str, Any] = {"type": getattr(self.type, "__name__", repr(self.type)), "required": not self.optional}
+        if self.nullable:
+            info["nullable"] = True
         if self.ge is not None:
-            text += f" >={self.ge}"
+            info["ge"] = self.ge
         if self.le is not None:
-            text += f" <={self.le}"
+            info["le"] = self.le
         if self.choices is not None:
-            text += " in [" + ", ".join(str(c) for c in self.choices) + "]"
-        if self.optional:
+            info["choices"] = list(self.choices)
+        if self.default is not MISSING:
+            info["default"] = self.default
+        return info
+
+    def describe(self) -> str:
+        """Short human description of :meth:`to_dict`: ``int >=0``, ``str in [A, B]``, ``float?`` (optional)."""
+        info = self.to_dict()
+        text = str(info["type"])
+        if "ge" in info:
+            text += f" >={info['ge']}"
+        if "le" in info:
+            text += f" <={info['le']}"
+        if "choices" in info:
+            text += " in [" + ", ".join(str(c) for c in info["choices"]) + "]"
+        if not info["required"]:
             text += "?"
         return text
 

@@ -274,7 +274,7 @@ class _Runner:
     def __init__(self, model: Model, upstream: Sequence[Model]) -> None:
         self.model = model
         self.summary = isinstance(model, SummaryModel)
-        self.batch = bool(getattr(model, "batch", False)) and not self.summary
+        self.batch = model.scores_frames
         self.needs = model.needs() if isinstance(model, SummaryModel) else []
         self.upstream = list(upstream)
         if self.summary:

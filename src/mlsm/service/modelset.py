@@ -24,7 +24,7 @@ from typing import Any
 
 from ..engine import Engine
 from ..errors import MlsmError, ReloadError, UnreleasedModelError
-from ..fields import MISSING, as_field
+from ..fields import as_field
 from ..models import Model, SummaryModel
 from ..preflight import preflight_model
 from ..project import ModelSet, load_model_set
@@ -63,7 +63,7 @@ class ServingSet:
     @property
     def has_batch_models(self) -> bool:
         """True when some model takes a frame (its records are worth grouping)."""
-        return any(model.batch and not isinstance(model, SummaryModel) for model in self.engine.all_models)
+        return any(model.scores_frames for model in self.engine.all_models)
 
     @functools.cached_property
     def description(self) -> dict[str, Any]:
@@ -85,8 +85,8 @@ class ServingSet:
             "key": model.key,
             "status": model.status,
             "kind": model.kind,
-            "batch": bool(model.batch),
-            "fields": {name: describe_field(spec) for name, spec in model.fields.items()},
+            "batch": model.scores_frames,
+            "fields": {name: as_field(spec).to_dict() for name, spec in model.fields.items()},
             "timeout": self.engine.timeouts.get(model.key),
             "source_hash": code.get("sha256") or self.source_hash,  # the hash the run's provenance records
         }
@@ -103,22 +103,6 @@ class ServingSet:
         """Forget the set's modules (so they can be freed once no request holds the set) and its idle threads."""
         self.engine.close()
         _forget_modules(self.model_set)
-
-
-def describe_field(spec: Any) -> dict[str, Any]:
-    """A field's rules as JSON: type, required, nullable and the constraints that are set."""
-    f = as_field(spec)
-    info: dict[str, Any] = {"type": getattr(f.type, "__name__", str(f.type)), "required": f.required}
-    if f.nullable:
-        info["nullable"] = True
-    for name in ("ge", "le"):
-        if getattr(f, name) is not None:
-            info[name] = getattr(f, name)
-    if f.choices is not None:
-        info["choices"] = list(f.choices)
-    if f.default is not MISSING:
-        info["default"] = f.default
-    return info
 
 
 def load_serving_set(
