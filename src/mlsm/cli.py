@@ -386,7 +386,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             info={"source": args.models, "store": store.url, "provenance": provenance, "executor": args.executor},
             resume_command=_resume_command(args),
             workers=args.workers,
-            engine_source=EngineSource(args.models, tuple(model.key for model in engine.all_models)),
+            engine_source=EngineSource.of_run(args.models, engine, provenance),
         )
         on_start = _announce if not args.json else None
         if args.executor == "ray":
@@ -455,7 +455,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 str(model.version),
                 model.status,
                 model.kind,
-                "yes" if model.batch else "no",
+                "yes" if model.scores_frames else "no",
                 origin,
                 fields or "-",
             )
@@ -556,20 +556,23 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    from .documents import encode
+    from .ids import normalize_id
     from .stores import open_store
 
+    id_value = normalize_id(args.id)  # the rule the id was stored by
     with open_store(args.store) as store:
         documents: list[dict[str, Any]]
         if args.history:
-            documents = store.history(args.id)
+            documents = store.history(id_value)
         else:
-            found = store.current(args.id)
+            found = store.current(id_value)
             documents = [found] if found else []
     if not documents:
-        print(f"mlsm: no results for id {args.id!r} in {store.url}", file=sys.stderr)
+        print(f"mlsm: no results for id {id_value!r} in {store.url}", file=sys.stderr)
         return EXIT_FAILED
     for document in documents:
-        print(json.dumps(document, ensure_ascii=False))
+        print(encode(document))
     return EXIT_OK
 
 

@@ -44,6 +44,12 @@ class Model:
         self.batch = batch
 
     @property
+    def scores_frames(self) -> bool:
+        """True when the engine calls ``fcn`` with a DataFrame of many rows: ``batch=True`` on a plain model (a
+        summary model always runs per record). The one answer to "is this a batch model" for every path."""
+        return bool(getattr(self, "batch", False)) and not isinstance(self, SummaryModel)
+
+    @property
     def key(self) -> str:
         """``name@version``: how a model is named in messages, counts and the CLI."""
         return f"{self.name}@{self.version}"

@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import Engine, error_slot, run_single
+from .engine import Engine, describe_error, error_slot, run_single
 from .fields import MISSING, Field, FieldCheck, FieldProblem, as_field
 from .models import Model, SummaryModel
 
@@ -435,7 +435,7 @@ class _Runner:
     def __init__(self, model: Model, upstream: Sequence[Model]) -> None:
         self.model = model
         self.summary = isinstance(model, SummaryModel)
-        self.batch = bool(getattr(model, "batch", False)) and not self.summary
+        self.batch = model.scores_frames
         self.needs = model.needs() if isinstance(model, SummaryModel) else []
         self.upstream = list(upstream)
         if self.summary:
@@ -492,7 +492,7 @@ class _Runner:
                 if fail:
                     need, _, _ = key.rpartition("@")
                     slot_version = next(v for v in results[need] if f"{need}@{v}" == key)
-                    results[need][slot_version] = _upstream_error(key)
+                    results[need][slot_version] = _upstream_error(key, results[need][slot_version].get("_status"))
         else:  # on its own, a summary model sees its upstream results as errors: they did not run
             record, results = example, {}
             for dep in model.models:  # type: ignore[attr-defined]
@@ -510,8 +510,8 @@ class _Runner:
         return example
 
 
-def _upstream_error(key: str) -> dict[str, Any]:
-    return error_slot(f"invalid input: preflight made {key} fail, as invalid input would")
+def _upstream_error(key: str, status: str | None = None) -> dict[str, Any]:
+    return error_slot(f"invalid input: preflight made {key} fail, as invalid input would", status=status)
 
 
 class _ModelFailed(Exception):
@@ -546,9 +546,12 @@ def _hard_limit(seconds: float) -> Iterator[None]:
 def _slot_problem(slots: list[dict[str, Any]]) -> tuple[str, str] | None:
     """``(check, message)`` for the first slot a run could not store as a result, else None."""
     for slot in slots:
-        error = slot.get("_error")
-        if error is not None:
-            return ("output" if str(error).startswith("bad output") else "raises"), str(error)
+        if slot.get("_error") is not None:
+            # an exception's slot names its type in _errors; only mlsm's own output check writes "bad output"
+            errors = slot.get("_errors") or [{}]
+            raised = isinstance(errors[0], dict) and bool(errors[0].get("type"))
+            error = describe_error(slot)
+            return ("output" if not raised and error.startswith("bad output") else "raises"), error
         try:
             json.dumps(slot, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import inspect
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..engine import Engine
 from ..errors import MlsmError, ReloadError, UnreleasedModelError
-from ..fields import MISSING, as_field
+from ..fields import as_field
 from ..models import Model, SummaryModel
 from ..preflight import PreflightReport, preflight_model
 from ..project import ModelSet, load_model_set
-from ..provenance import release_gate, release_policy
+from ..provenance import code_digest, file_digest, release_gate, release_policy
 from ..timeouts import OnCall
 from .settings import ServiceSettings
 
@@ -70,7 +67,7 @@ class ServingSet:
     @property
     def has_batch_models(self) -> bool:
         """True when some model takes a frame (its records are worth grouping)."""
-        return any(model.batch and not isinstance(model, SummaryModel) for model in self.engine.all_models)
+        return any(model.scores_frames for model in self.engine.all_models)
 
     @functools.cached_property
     def description(self) -> dict[str, Any]:
@@ -92,10 +89,10 @@ class ServingSet:
             "key": model.key,
             "status": model.status,
             "kind": model.kind,
-            "batch": bool(model.batch),
-            "fields": {name: describe_field(spec) for name, spec in model.fields.items()},
+            "batch": model.scores_frames,
+            "fields": {name: as_field(spec).to_dict() for name, spec in model.fields.items()},
             "timeout": self.engine.timeouts.get(model.key),
-            "source_hash": _function_file_hash(model) or self.source_hash,
+            "source_hash": code.get("sha256") or self.source_hash,  # the hash the run's provenance records
         }
         if code.get("git"):
             git = code["git"]
@@ -113,22 +110,6 @@ class ServingSet:
         """Forget the set's modules (so they can be freed once no request holds the set) and its idle threads."""
         self.engine.close()
         _forget_modules(self.model_set)
-
-
-def describe_field(spec: Any) -> dict[str, Any]:
-    """A field's rules as JSON: type, required, nullable and the constraints that are set."""
-    f = as_field(spec)
-    info: dict[str, Any] = {"type": getattr(f.type, "__name__", str(f.type)), "required": f.required}
-    if f.nullable:
-        info["nullable"] = True
-    for name in ("ge", "le"):
-        if getattr(f, name) is not None:
-            info[name] = getattr(f, name)
-    if f.choices is not None:
-        info["choices"] = list(f.choices)
-    if f.default is not MISSING:
-        info["default"] = f.default
-    return info
 
 
 def load_serving_set(
@@ -292,29 +273,17 @@ def _forget_modules(model_set: ModelSet | None) -> None:
 
 
 def _source_hash(model_set: ModelSet) -> str:
-    digest = hashlib.sha256()
+    """One code hash of the whole set: each source's models file (the bytes its import ran) and helper modules."""
+    loaded = model_set.digests()
+    parts = []
     for source in model_set.sources:
         files = [source.path] if source.path is not None else []
-        files += sorted(source.helpers.values())
-        for path in files:
+        for path in [*files, *sorted(source.helpers.values())]:
             try:
-                digest.update(path.read_bytes())
+                parts.append(loaded.get(path) or file_digest(path))
             except OSError:
-                digest.update(str(path).encode())
-    return "sha256:" + digest.hexdigest()
-
-
-def _function_file_hash(model: Model) -> str | None:
-    try:
-        file = inspect.getsourcefile(model.fcn)
-    except TypeError:
-        return None
-    if not file:
-        return None
-    try:
-        return "sha256:" + hashlib.sha256(Path(file).read_bytes()).hexdigest()
-    except OSError:
-        return None
+                parts.append(f"unreadable {path}")
+    return code_digest(part.encode() for part in parts)
 
 
 def _iso(timestamp: float) -> str:
