@@ -375,7 +375,7 @@ def groups(size: int = 12) -> st.SearchStrategy[dict[str, list[Any]]]:
 
 
 @pytest.mark.parametrize("name", list(PIPELINES))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(columns=groups())
 def test_compiled_scores_equal_the_estimators(name: str, columns: dict[str, list[Any]]) -> None:
     assert_same_scores(name, columns)
