@@ -3,6 +3,7 @@ and draws every chart in a real headless Chromium without errors or network requ
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -62,10 +63,15 @@ def test_the_page_is_one_file_that_references_nothing_outside(full: ReportData) 
 
 
 def test_headline_states_the_verdict_and_captions_put_numbers_in_words(full: ReportData) -> None:
-    text = _text(render_report(full))
+    page = render_report(full)
+    text = _text(page)
     comparison = full.comparisons[0]
-    assert "gbm@2.0 ranks leads better than gbm@1.0" in text
-    assert "AUC +0.044" in text
+    headline = re.search(r"<h1>(.*?)</h1>\s*<p class='detail'>(.*?)</p>", page)
+    assert headline is not None
+    assert headline.groups() == (
+        "gbm@2.0 ranks leads better than gbm@1.0",
+        "AUC +0.044 (95% CI +0.038 to +0.050), p &lt; 0.001, on 20,000 leads",
+    )
     challenger = next(m for m in full.models if m.model == comparison.b)
     top = challenger.deciles[0]
     average = challenger.positives / challenger.n
@@ -104,7 +110,8 @@ def test_drift_status_is_written_out_and_coloured(full: ReportData) -> None:
 def test_a_store_without_outcomes_shows_runs_and_scores_and_says_what_is_missing() -> None:
     page = render_report(runs_only_report_data())
     text = _text(page)
-    assert "No outcomes yet" in text and "mlsm outcomes load" in text
+    assert "No outcomes yet: this report shows what the models said, not whether they were right." in text
+    assert "mlsm outcomes load" in text
     assert "No drift computed" in text
     ids = re.findall(r'id="(chart-[\w-]+)" data-chart', page)
     assert ids == ["chart-hist-0", "chart-hist-1", "chart-hist-2", "chart-runs", "chart-errors"]
@@ -141,8 +148,13 @@ def test_names_from_the_store_are_shown_as_text_never_run(full: ReportData) -> N
         drift=ReportDrift("a", "b", [ReportDriftRow(evil, 0.3, "act")]),
     )
     page = render_report(data)
-    assert "<script>alert(1)" not in page
-    assert "x&lt;/script&gt;&lt;script&gt;alert(1)" in page
+    links = _Links()
+    links.feed(page)
+    assert links.tags.count("script") == 3  # the chart data, the charting library, the page's own script
+    assert "x&lt;/script&gt;&lt;script&gt;alert(1)" in page  # shown as text
+    specs = page.split("<script id='mlsm-charts' type='application/json'>", 1)[1].split("</script>", 1)[0]
+    assert "<" not in specs and ">" not in specs  # nothing in the chart data can close its script element
+    assert evil in json.dumps(json.loads(specs), ensure_ascii=False)  # the name itself is intact
 
 
 def test_inconsistent_data_is_refused_naming_the_part() -> None:
@@ -211,6 +223,13 @@ def test_the_full_report_draws_every_chart_offline_without_errors(browse, full: 
     for model in ("gbm@1.0", "gbm@2.0", "rules@1.0"):
         assert model in tip
     page.screenshot(tmp_path / "report-hover.png", full_page=False)
+    # clicking a model's name above a chart hides that model there, clicking again shows it
+    selected = (
+        "echarts.getInstanceByDom(document.getElementById('chart-gain')).getOption().legend[0].selected['rules@1.0']"
+    )
+    key = "document.querySelector(\"[data-keys-for='chart-gain'] button[data-name='rules@1.0']\")"
+    assert page.evaluate(f"{key}.click(), [{selected}, {key}.getAttribute('aria-pressed')]") == [False, "false"]
+    assert page.evaluate(f"{key}.click(), [{selected}, {key}.getAttribute('aria-pressed')]") == [True, "true"]
 
 
 @pytest.mark.slow

@@ -345,6 +345,21 @@ class _Chart:
     option: dict[str, Any]
     tooltip: str = "item"  # "item": the hovered item's tip; "axis": a heading and every series' tip
 
+    def legend(self) -> list[tuple[str, str, bool]]:
+        """The legend, drawn in HTML above the chart (it wraps on narrow screens and prints whole, which ECharts'
+        own legend does not): each series' name, colour and whether its line is dashed."""
+        if "legend" not in self.option:
+            return []
+        return [
+            (
+                str(series["name"]),
+                series.get("itemStyle", {}).get("color", NEUTRAL),
+                series.get("lineStyle", {}).get("type") == "dashed",
+            )
+            for series in self.option["series"]
+            if series.get("name")
+        ]
+
 
 def _colors(data: ReportData) -> dict[str, str]:
     """One colour per model, the same on every chart: the headline pair first, then in order of appearance."""
@@ -363,12 +378,11 @@ def _base(*, legend: bool = True) -> dict[str, Any]:
         "animation": False,
         "aria": {"enabled": True},
         "textStyle": {"fontFamily": FONT, "color": "#334155"},
-        "grid": {"left": 56, "right": 20, "top": 44 if legend else 16, "bottom": 52},
+        "grid": {"left": 56, "right": 20, "top": 16, "bottom": 52},
         "tooltip": {"confine": True, "backgroundColor": "rgba(255,255,255,0.97)", "borderColor": "#cbd5e1"},
     }
     if legend:
-        # one scrollable line: on a narrow screen a wrapped legend would run into the plot
-        option["legend"] = {"type": "scroll", "top": 4, "left": "center", "itemGap": 16, "textStyle": {"fontSize": 12}}
+        option["legend"] = {"show": False}  # kept for hiding and showing series; drawn by _figure in HTML
     return option
 
 
@@ -889,10 +903,16 @@ def _drift_caption(drift: ReportDrift) -> str:
 def _figure(chart: _Chart, title: str, caption: str, height: int | None = None) -> str:
     """A card with the chart's title, its container (drawn by the page's script) and a plain-language caption."""
     style = f' style="height:{height}px"' if height else ""
+    keys = "".join(
+        f"<button type='button' class='key{' dashed' if dashed else ''}' aria-pressed='true' data-name='{_esc(name)}'>"
+        f"<span class='swatch' style='background:{color}'></span>{_esc(name)}</button>"
+        for name, color, dashed in chart.legend()
+    )
     return (
         f'<figure class="card"><h3>{_esc(title)}</h3>'
-        f'<div class="chart" id="{chart.id}" data-chart role="img" aria-label="{_esc(title)}: {_esc(caption)}"{style}>'
-        f"</div><figcaption>{_esc(caption)}</figcaption></figure>"
+        + (f"<div class='keys' data-keys-for='{chart.id}'>{keys}</div>" if keys else "")
+        + f'<div class="chart" id="{chart.id}" data-chart role="img" aria-label="{_esc(title)}: {_esc(caption)}"'
+        f"{style}></div><figcaption>{_esc(caption)}</figcaption></figure>"
     )
 
 
@@ -1282,7 +1302,7 @@ def render_report(data: ReportData) -> str:
         + f"<p class='meta'>{' · '.join(meta)}</p>{notes}</header>"
         f"{_kpis(data)}<nav>{nav}</nav><main>{sections}</main>"
         f"<footer>Made by mlsm {version}. Charts: Apache ECharts (Apache License 2.0). "
-        "Hover a chart for the numbers; click a legend entry to hide or show a model.</footer>"
+        "Hover a chart for the numbers; click a name above a chart to hide or show it.</footer>"
         f"<script id='mlsm-charts' type='application/json'>{_script_json(specs)}</script>"
         f"<script>{_echarts_js()}</script><script>{_JS}</script></body></html>\n"
     )
@@ -1336,6 +1356,11 @@ table.facts td{text-align:right;font-variant-numeric:tabular-nums;color:var(--in
 .muted{color:var(--muted)}
 .help{font-size:13px;color:var(--muted);margin:4px 0 0;max-width:60em}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:3px;margin-right:6px;vertical-align:0}
+.keys{display:flex;flex-wrap:wrap;gap:4px 14px;margin:2px 0 4px}
+.key{font:inherit;font-size:13px;color:var(--text);background:none;border:0;padding:2px 0;cursor:pointer}
+.key.dashed .swatch{height:0;border-top:2px dashed;border-color:inherit;background:none!important;width:14px;
+ vertical-align:3px;border-radius:0}
+.key[aria-pressed=false]{opacity:.4;text-decoration:line-through}
 details.deciles{margin:10px 0}
 details.deciles>summary{cursor:pointer;font-weight:600;color:var(--ink);padding:6px 0}
 .bar-cell{position:relative;min-width:140px}
@@ -1352,7 +1377,8 @@ footer{color:var(--muted);font-size:12px;padding-top:24px;padding-bottom:32px}
  nav{display:none}
  .card,.kpi,.table-wrap,tr{break-inside:avoid}
  section{break-before:auto}
- .grid,.pair{grid-template-columns:1fr 1fr}
+ .grid,.pair{grid-template-columns:repeat(auto-fit,minmax(300px,1fr))}
+ table.numbers th,table.numbers td{white-space:normal;padding:4px 6px}
  .chart{height:260px}
  .table-wrap{overflow:visible}
  details>summary{list-style:none}
@@ -1384,6 +1410,17 @@ _JS = """
     option.tooltip.formatter = spec.tooltip === "axis" ? axisTip : itemTip;
     chart.setOption(option);
     return chart;
+  });
+  charts.forEach(function (chart) {
+    var keys = document.querySelector("[data-keys-for='" + chart.getDom().id + "']");
+    if (!keys) return;
+    keys.querySelectorAll("button.key").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var shown = button.getAttribute("aria-pressed") !== "true";
+        button.setAttribute("aria-pressed", shown ? "true" : "false");
+        chart.dispatchAction({type: shown ? "legendSelect" : "legendUnSelect", name: button.dataset.name});
+      });
+    });
   });
   function resize() { charts.forEach(function (c) { c.resize(); }); }
   window.addEventListener("resize", resize);
