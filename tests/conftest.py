@@ -31,7 +31,7 @@ SERVER_FIXTURES = frozenset({"postgres_cluster", "postgres_url", "mongo_server",
 #: Parametrized backends that are real servers (the stores' conformance suite, resume, store commands).
 SERVER_PARAMS = frozenset({"postgres", "mongo"})
 #: What a test's own code calls when it starts a real process.
-PROCESS_CALLS = ("run_mlsm(", "subprocess.", "Popen(", "open_page(", "multiprocessing")
+PROCESS_CALLS = ("run_mlsm(", "subprocess.", "Popen(", "open_page(", "multiprocessing", "workers=", "--workers")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

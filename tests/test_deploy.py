@@ -66,6 +66,7 @@ def deployment(tmp_path: Path, make_repo: Callable[..., GitRepo], model_repo: Gi
     return server
 
 
+@pytest.mark.slow
 def test_the_test_step_writes_the_junit_report_and_fails_the_build_on_a_failing_model(model_repo: GitRepo) -> None:
     result = ci("test", cwd=model_repo.path)
     assert result.code == 0, result.out + result.err

@@ -84,6 +84,7 @@ def test_every_example_pipeline_compiles(example: Example) -> None:
     assert all(compiled is not None for compiled in example.compiled.values())
 
 
+@pytest.mark.slow
 def test_generated_leads_get_the_pipelines_scores_in_groups_and_one_at_a_time(example: Example) -> None:
     raw = example.leads.generate_leads(400, seed=11)
     records = [{k: v for k, v in row.items() if v == v} for row in raw.to_dict(orient="records")]
@@ -143,6 +144,7 @@ lead = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records=st.lists(lead, min_size=1, max_size=20))
 def test_unseen_categories_odd_text_and_missing_values_get_the_pipelines_scores(

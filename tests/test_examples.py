@@ -15,6 +15,7 @@ from mlsm.demo import run_demo
 from .conftest import EXAMPLE, CliResult
 
 
+@pytest.mark.slow
 def test_example_models_pass_their_preflight(cli: Callable[..., CliResult], example_artifacts: Path) -> None:
     result = cli("test", EXAMPLE / "models.py")
     assert result.code == 0, result.out

@@ -88,6 +88,7 @@ def test_readers_reject_unusable_ids_with_their_line_and_reason(tmp_path: Path) 
     ]
 
 
+@pytest.mark.slow
 def test_one_lead_has_one_history_through_batch_runs_and_the_service(
     cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -60,6 +60,7 @@ def _finds(strategy: Any, condition: Any) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_edge_values_are_generated() -> None:
     assert _finds(field_strategy(int), lambda v: v == 0)
     assert _finds(field_strategy(int), lambda v: v == 10**9)  # the realistic limit of an unbounded field
@@ -75,6 +76,7 @@ def test_edge_values_are_generated() -> None:
     assert not _finds(field_strategy(float), lambda v: not math.isfinite(v))
 
 
+@pytest.mark.slow
 def test_unbounded_numbers_have_realistic_magnitudes_unless_extremes_are_asked_for() -> None:
     def realistic(v: float) -> bool:
         return v == 0 or 1e-9 <= abs(v) <= 1e9
@@ -129,6 +131,7 @@ def test_the_basic_example_is_the_original_values_moved_inside_bounds_and_choice
     assert basic_record({"n": [int], "when": [Field(object)]}) is None  # no basic value for an unknown type
 
 
+@pytest.mark.slow
 def test_optional_fields_are_sometimes_left_out_of_the_record() -> None:
     strategy = record_strategy({"a": [int], "b": [Field(float, required=False)]})
     assert _finds(strategy, lambda record: "b" not in record)
@@ -278,6 +281,7 @@ def test_an_active_model_over_its_time_budget_on_the_basic_example_is_blocked() 
     assert report.blocking == ["over its time budget on its basic example"]
 
 
+@pytest.mark.slow
 def test_batch_models_are_called_with_frames_and_must_return_one_row_per_row() -> None:
     seen: list[int] = []
 
@@ -337,6 +341,7 @@ def test_a_model_over_its_time_budget_fails() -> None:
     assert preflight_model(Model("slow", {"n": int}, "1", slow), examples=4, time_budget=0.5).passed
 
 
+@pytest.mark.slow
 def test_a_model_that_hangs_is_stopped() -> None:
     def hangs(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
         if data["n"] == 7:

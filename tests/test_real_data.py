@@ -47,6 +47,7 @@ MODELS = """
 """
 
 
+@pytest.mark.slow
 def test_real_leads_scored_with_validation_errors_exactly_where_the_data_is_bad(
     cli: Callable[..., CliResult], write_models: Callable[..., Path], real_data: Path
 ) -> None:
@@ -74,6 +75,7 @@ def test_real_leads_scored_with_validation_errors_exactly_where_the_data_is_bad(
     assert document["results"]["verdict"]["1"]["models"] == 1 + (row["Lead Quality"] != "")
 
 
+@pytest.mark.slow
 def test_the_example_models_score_the_real_leads(
     cli: Callable[..., CliResult], real_data: Path, example_artifacts: Path
 ) -> None:

@@ -87,6 +87,7 @@ def counts_of(url: str, run_id: str) -> dict[str, Any]:
 # -- local processes -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_workers_give_exactly_the_results_files_and_counts_of_one_process(
     cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -131,6 +132,7 @@ def test_workers_resume_exactly_after_a_sigkill(write_models: Callable[..., Path
         assert [d["id"] for d in store.run_documents("k")] == expected
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_stops_the_run_resumably(
     cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -92,6 +92,7 @@ def test_in_a_chunk_only_the_row_that_hangs_times_out_and_the_rest_go_on(release
     assert threading.get_ident() not in threads.values()
 
 
+@pytest.mark.slow
 def test_a_model_with_too_many_stuck_calls_is_not_run_until_one_returns(release: threading.Event) -> None:
     calls = []
 

@@ -374,6 +374,7 @@ def groups(size: int = 12) -> st.SearchStrategy[dict[str, list[Any]]]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PIPELINES))
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(columns=groups())
@@ -381,6 +382,7 @@ def test_compiled_scores_equal_the_estimators(name: str, columns: dict[str, list
     assert_same_scores(name, columns)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PIPELINES))
 def test_compiled_scores_equal_the_estimators_on_fresh_leads(name: str) -> None:
     """Leads from another seed, as numpy arrays (what a reader gives), every one scored alone and all together."""
@@ -428,6 +430,7 @@ def test_trees_compare_float32_values_like_scikit_learn(name: str) -> None:
     assert_same_scores(name, rows)
 
 
+@pytest.mark.slow
 def test_the_examples_pipelines_compile_and_score_exactly(example_artifacts: Any) -> None:
     features_module = _module(EXAMPLE, "features")
     leads = _module(EXAMPLE, "leads")

@@ -116,6 +116,7 @@ any_float = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(any_float, max_size=200), st.lists(st.integers(0, 200), max_size=6), st.randoms())
 def test_numeric_merge_equals_one_pass_exactly(values: list[float], cuts: list[int], rnd: random.Random) -> None:
@@ -191,6 +192,7 @@ def test_numeric_profile_json_is_small() -> None:
 labels = st.one_of(st.none(), st.sampled_from(["Google", "Direct", "Olark Chat", "Référence", "", "google"]))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(labels, max_size=200), st.lists(st.integers(0, 200), max_size=6), st.randoms())
 def test_categorical_merge_equals_one_pass_within_the_limit(

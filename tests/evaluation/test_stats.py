@@ -68,6 +68,7 @@ def seeded(n: int, seed: int, shift: float = 0.8, rate: float = 0.3) -> tuple[np
 # --- AUC and DeLong -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(rows)
 def test_auc_equals_scikit_learn_with_ties(data: list[tuple[bool, float]]) -> None:
@@ -82,6 +83,7 @@ def test_auc_equals_scikit_learn_on_seeded_data() -> None:
     assert auc(y.astype(int), s) == auc(y, s)  # 0/1 integers and booleans alike
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(rows)
 def test_delong_variance_equals_the_naive_definition(data: list[tuple[bool, float]]) -> None:
@@ -164,6 +166,7 @@ def test_bad_inputs_are_refused_with_what_is_wrong() -> None:
 # --- paired DeLong ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(rows, st.randoms(use_true_random=False))
 def test_paired_delong_variance_equals_the_naive_covariance(data: list[tuple[bool, float]], rnd: random.Random) -> None:
@@ -218,6 +221,7 @@ def test_paired_delong_of_the_same_ranking_is_no_difference() -> None:
 # --- KS, Brier, log loss, calibration ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")  # its p-value; we compare statistics
 @settings(max_examples=200, deadline=None)
 @given(rows)

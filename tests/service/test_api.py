@@ -16,6 +16,7 @@ from .conftest import in_process
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.slow
 async def test_a_record_is_scored_stored_and_readable_by_its_id(settings: Callable[..., ServiceSettings]) -> None:
     async with in_process(settings()) as service:
         response = await service.client.post("/v1/score", json={"id": "lead-1", "a": 2, "b": 3, "extra": "ignored"})
@@ -45,6 +46,7 @@ async def test_a_record_is_scored_stored_and_readable_by_its_id(settings: Callab
         assert final.counts["models"]["adder@1"] == {"ok": 1, "errors": 0}
 
 
+@pytest.mark.slow
 async def test_records_are_answered_in_order_and_history_is_kept(settings: Callable[..., ServiceSettings]) -> None:
     async with in_process(settings()) as service:
         records = [{"id": i, "a": i, "b": 1} for i in range(5)] + [{"id": 0, "a": 10, "b": 0}]
@@ -58,6 +60,7 @@ async def test_records_are_answered_in_order_and_history_is_kept(settings: Calla
         assert [d["_current"] for d in history] == [0, 1]
 
 
+@pytest.mark.slow
 async def test_a_missing_field_errors_only_the_models_that_need_it(settings: Callable[..., ServiceSettings]) -> None:
     async with in_process(settings()) as service:
         response = await service.client.post("/v1/score", json={"id": "x", "a": 4})
@@ -90,6 +93,7 @@ async def test_a_missing_field_errors_only_the_models_that_need_it(settings: Cal
         (b'{"id": "  "}', 422, "the record has an empty 'id'"),
     ],
 )
+@pytest.mark.slow
 async def test_bad_bodies_get_a_clear_status_and_message_and_nothing_is_stored(
     settings: Callable[..., ServiceSettings], body: bytes, status: int, message: str
 ) -> None:
@@ -101,6 +105,7 @@ async def test_bad_bodies_get_a_clear_status_and_message_and_nothing_is_stored(
         assert list(service.runtime.store.current_documents()) == []
 
 
+@pytest.mark.slow
 async def test_a_body_over_the_limit_is_refused_without_reading_the_rest(
     settings: Callable[..., ServiceSettings],
 ) -> None:
@@ -125,6 +130,7 @@ async def test_a_body_over_the_limit_is_refused_without_reading_the_rest(
         assert small.status_code == 200
 
 
+@pytest.mark.slow
 async def test_a_hanging_model_is_cut_off_and_the_request_still_answers(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
 ) -> None:
@@ -162,6 +168,7 @@ async def test_a_hanging_model_is_cut_off_and_the_request_still_answers(
             service.runtime.live.current.module.RELEASE.set()  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_unknown_ids_are_404_and_models_describe_the_live_set(settings: Callable[..., ServiceSettings]) -> None:
     async with in_process(settings()) as service:
         missing = await service.client.get("/v1/results/nobody")
@@ -179,6 +186,7 @@ async def test_unknown_ids_are_404_and_models_describe_the_live_set(settings: Ca
         assert live["models"][2]["needs"] == ["adder@1", "doubler@1"]
 
 
+@pytest.mark.slow
 async def test_request_ids_are_echoed_or_made_and_every_request_is_logged(
     settings: Callable[..., ServiceSettings],
 ) -> None:
@@ -193,6 +201,7 @@ async def test_request_ids_are_echoed_or_made_and_every_request_is_logged(
         assert logged[0]["request_id"] == "abc-123" and logged[0]["ms"] >= 0
 
 
+@pytest.mark.slow
 async def test_metrics_count_requests_by_endpoint_and_status_and_results_by_model(
     settings: Callable[..., ServiceSettings],
 ) -> None:
@@ -212,6 +221,7 @@ async def test_metrics_count_requests_by_endpoint_and_status_and_results_by_mode
         assert 'mlsm_http_request_duration_seconds_count{endpoint="/v1/score",method="POST",status="200"} 1.0' in text
 
 
+@pytest.mark.slow
 async def test_health_and_readiness(settings: Callable[..., ServiceSettings]) -> None:
     async with in_process(settings()) as service:
         assert (await service.client.get("/healthz")).json() == {"status": "ok"}
@@ -241,6 +251,7 @@ async def test_the_openapi_document_describes_each_models_input_fields(
         assert document["info"]["x-mlsm-model-set"]["generation"] == 1
 
 
+@pytest.mark.slow
 async def test_concurrent_records_for_batch_models_are_scored_in_groups(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
 ) -> None:
@@ -278,6 +289,7 @@ async def test_concurrent_records_for_batch_models_are_scored_in_groups(
         assert "mlsm_scoring_group_records_count" in text
 
 
+@pytest.mark.slow
 async def test_api_key_guards_v1_and_the_openapi_document_but_not_health(
     settings: Callable[..., ServiceSettings],
 ) -> None:
@@ -304,6 +316,7 @@ async def test_api_key_guards_v1_and_the_openapi_document_but_not_health(
         assert 'mlsm_http_requests_total{endpoint="/v1/score",method="POST",status="401"} 1.0' in text
 
 
+@pytest.mark.slow
 async def test_ids_with_slashes_are_found(settings: Callable[..., ServiceSettings]) -> None:
     async with in_process(settings()) as service:
         assert (await service.client.post("/v1/score", json={"id": "crm/2024/7", "a": 1, "b": 1})).status_code == 200
@@ -323,6 +336,7 @@ async def test_the_service_stores_in_mongodb_in_the_seed_layout(
         assert history[1]["_run"] == scored["_run"] and history[1]["_current"] == 1
 
 
+@pytest.mark.slow
 async def test_the_models_table_v1_models_and_openapi_describe_fields_and_batch_models_alike(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], cli: Callable[..., CliResult]
 ) -> None:

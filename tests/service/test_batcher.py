@@ -34,6 +34,7 @@ def model_set(folder: Path, version: str) -> ServingSet:
     return load_serving_set(settings, generation=int(version), trigger="test")
 
 
+@pytest.mark.slow
 async def test_clients_in_step_are_scored_one_group_per_round(tmp_path: Path) -> None:
     models = model_set(tmp_path, "1")
     sizes: list[int] = []
@@ -66,6 +67,7 @@ async def test_one_client_at_a_time_is_never_grouped(tmp_path: Path) -> None:
     batcher.close()
 
 
+@pytest.mark.slow
 async def test_groups_never_exceed_the_maximum_nor_mix_model_sets(tmp_path: Path) -> None:
     old, new = model_set(tmp_path, "1"), model_set(tmp_path, "2")
     sizes: list[int] = []

@@ -36,6 +36,7 @@ def run_info(service: Any) -> dict[str, Any]:
     return info
 
 
+@pytest.mark.slow
 async def test_every_stored_document_traces_to_the_code_of_its_model_set(
     settings: Callable[..., ServiceSettings], repo: GitRepo
 ) -> None:
@@ -69,6 +70,7 @@ async def test_every_stored_document_traces_to_the_code_of_its_model_set(
     ("change", "problem"),
     [("dirty", "has uncommitted changes (branch 'main')"), ("develop", "comes from branch 'develop' of")],
 )
+@pytest.mark.slow
 async def test_a_reload_of_unreleased_active_code_is_refused_and_the_old_set_serves(
     settings: Callable[..., ServiceSettings], repo: GitRepo, change: str, problem: str
 ) -> None:
@@ -94,6 +96,7 @@ async def test_a_reload_of_unreleased_active_code_is_refused_and_the_old_set_ser
         assert scored["results"]["lead"]["1.0"] == {"score": 10, "_status": "draft"}
 
 
+@pytest.mark.slow
 async def test_allow_unreleased_lets_a_reload_through_and_the_run_records_it(
     settings: Callable[..., ServiceSettings], repo: GitRepo
 ) -> None:
@@ -117,6 +120,7 @@ async def test_allow_unreleased_lets_a_reload_through_and_the_run_records_it(
     assert info["provenance"]["models"]["lead@1.0"]["git"]["dirty"] is True
 
 
+@pytest.mark.slow
 async def test_release_branches_apply_to_reloads(settings: Callable[..., ServiceSettings], repo: GitRepo) -> None:
     repo.git("checkout", "--quiet", "-b", "prod")
     async with in_process(
@@ -171,6 +175,7 @@ def deploy(tmp_path: Path, make_repo: Callable[..., GitRepo]) -> Path:
     return folder / "mlsm.toml"
 
 
+@pytest.mark.slow
 async def test_a_reload_reads_the_project_again_and_imports_every_source_afresh(
     settings: Callable[..., ServiceSettings], deploy: Path
 ) -> None:
@@ -200,6 +205,7 @@ async def test_a_reload_reads_the_project_again_and_imports_every_source_afresh(
     assert info["sets"][0]["provenance"]["models"]["gbm@1.0"]["origin"]["tag"] == "v1.0"
 
 
+@pytest.mark.slow
 async def test_settings_a_reload_cannot_apply_are_named_in_its_answer(
     settings: Callable[..., ServiceSettings], deploy: Path
 ) -> None:
@@ -229,6 +235,7 @@ def test_strict_preflight_in_the_projects_service_table_refuses_any_failure(
     assert "(--strict-preflight refuses any failure)" in lines[0]
 
 
+@pytest.mark.slow
 async def test_a_dotted_module_is_imported_afresh_on_reload(
     settings: Callable[..., ServiceSettings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ from .conftest import MODELS, in_process
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.slow
 async def test_a_good_reload_swaps_the_whole_set_and_models_shows_it(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
 ) -> None:
@@ -57,6 +58,7 @@ async def test_a_good_reload_swaps_the_whole_set_and_models_shows_it(
     ],
     ids=["syntax-error", "import-error", "bad-model-set", "preflight-blocks"],
 )
+@pytest.mark.slow
 async def test_a_bad_reload_is_refused_with_reasons_and_the_old_set_keeps_serving(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], source: str, reason: str
 ) -> None:
@@ -82,6 +84,7 @@ PARTNERS = MODELS.replace(
 )
 
 
+@pytest.mark.slow
 async def test_a_reload_to_a_model_failing_on_some_inputs_swaps_and_reports_it(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
 ) -> None:
@@ -113,6 +116,7 @@ async def test_a_reload_to_a_model_failing_on_some_inputs_swaps_and_reports_it(
         assert 'mlsm_model_preflight_failing_inputs{model="doubler@1"} 0.0' in metrics
 
 
+@pytest.mark.slow
 async def test_strict_preflight_refuses_a_reload_on_any_failure(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
 ) -> None:
@@ -127,6 +131,7 @@ async def test_strict_preflight_refuses_a_reload_on_any_failure(
         assert (await service.client.get("/v1/models")).json()["live"]["generation"] == 1
 
 
+@pytest.mark.slow
 async def test_in_flight_requests_finish_on_the_set_they_started_with(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
 ) -> None:
@@ -159,6 +164,7 @@ async def test_in_flight_requests_finish_on_the_set_they_started_with(
         assert finished["results"]["m"] == {"1": {"version": "1", "_status": "draft"}}
 
 
+@pytest.mark.slow
 async def test_helper_modules_beside_the_model_file_are_imported_afresh(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -183,6 +189,7 @@ async def test_helper_modules_beside_the_model_file_are_imported_afresh(
         assert service.runtime.live.current.source_hash != hash_before  # the helper is part of the source hash
 
 
+@pytest.mark.slow
 async def test_a_reload_that_hangs_is_refused_after_the_reload_timeout(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], tmp_path: Path
 ) -> None:

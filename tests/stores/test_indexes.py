@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from mlsm import open_store
 from mlsm.documents import Batch, make_document
@@ -21,6 +22,7 @@ def fill(url: str, count: int = 3000) -> None:
         store.write(Batch("lead", ids, docs, run="r"))
 
 
+@pytest.mark.slow
 def test_sqlite_current_and_history_use_the_id_index(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     fill(f"sqlite:///{path}")
