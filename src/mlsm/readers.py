@@ -627,10 +627,11 @@ class CsvReader(_Base):
         finally:
             source.close()
         # bad lines pyarrow found past its last delivered row are found again by Python's csv module
-        yield from self._read_in_python(builder, delivered)
+        yield from self._read_in_python(builder, delivered, builder.bytes_read)
 
-    def _read_in_python(self, builder: _ChunkBuilder, delivered: int) -> Iterator[Chunk]:
-        """The records after the first ``delivered`` ones, read with Python's csv module (which has no block size)."""
+    def _read_in_python(self, builder: _ChunkBuilder, delivered: int, shown: int) -> Iterator[Chunk]:
+        """The records after the first ``delivered`` ones, read with Python's csv module (which has no block size);
+        ``shown``: the bytes read that progress already showed (Python reads the file again from its start)."""
         import pyarrow as pa
 
         width = len(self._names)
@@ -643,7 +644,7 @@ class CsvReader(_Base):
             if numbers:
                 batch = pa.RecordBatch.from_arrays([pa.array(c, pa.string()) for c in columns], names=self._names)
                 batch, bad_ids = _repaired(batch, self.id_field, marked=True)
-                builder.add_batch(batch, numbers, [n - 1 for n in numbers], read, bad_ids)
+                builder.add_batch(batch, numbers, [n - 1 for n in numbers], max(read, shown), bad_ids)
                 columns, numbers, held = [[] for _ in range(width)], [], 0
             yield from builder.full_chunks()
 
@@ -670,7 +671,7 @@ class CsvReader(_Base):
             if len(builder.rejects) >= builder.reader.chunk_size:
                 yield from flush()
         yield from flush()
-        yield from builder.last_chunk(read)
+        yield from builder.last_chunk(max(read, shown))
 
 
 class JsonLinesReader(_Base):
