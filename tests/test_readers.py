@@ -428,3 +428,20 @@ def test_a_reject_is_always_one_line_of_valid_json() -> None:
     while isinstance(value, list) and value:
         depth, value = depth + 1, value[0]
     assert depth == 99 and value == "(nested more than 100 levels)"
+
+
+def test_pyarrow_reads_on_after_python_read_past_a_large_csv_record(tmp_path: Path) -> None:
+    path = tmp_path / "input.csv"
+    small = [f"{i},v{i},{i}" for i in range(150_000)]  # more than the stretch Python's csv module reads
+    big = "z" * 2_000_000
+    rows = ["a,first,1", f"b,{big},2", *small, "c,x", f"d,{big},4", *small[:10], "e,last,5"]
+    path.write_text("id,a,b\n" + "\n".join(rows) + "\n")
+    chunks = read_all(path, chunk_size=20_000)
+    expected = ["a", "b", *(str(i) for i in range(150_000)), "d", *(str(i) for i in range(10)), "e"]
+    assert ids(chunks) == expected
+    assert rejects(chunks) == [(150_004, "cannot parse: 2 fields where the header has 3")]  # "c,x"
+    assert positions_add_up(chunks, len(rows))
+    for chunk in chunks[::3]:
+        after = [c for c in chunks if c.position > chunk.position]
+        rest = read_all(path, chunk_size=20_000, skip=chunk.position)
+        assert ids(rest) == ids(after) and rejects(rest) == rejects(after)

@@ -13,9 +13,9 @@ No row stops a reading: a line or record longer than :data:`MAX_ROW_BYTES`, a JS
 holding bytes that are not UTF-8, an id or a field the models read holding text that is not valid Unicode (the rule
 of :mod:`mlsm.unicode`), a damaged Parquet row group: each is a reject and the rows after it are read. Bytes that are
 not UTF-8 in any other value become U+FFFD, as Python's ``errors="replace"`` decodes them (an id is never changed:
-two different ids could become one). A CSV record too large for pyarrow's blocks sends the rest of the file to
-Python's ``csv`` module, same rows, same numbers. A header naming the id field or a field the models read twice is
-an ``InputError`` when the file is opened.
+two different ids could become one). A CSV record too large for pyarrow's blocks is read, with the megabyte after
+it, by Python's ``csv`` module, and pyarrow reads on: same rows, same numbers. A header naming the id field or a
+field the models read twice is an ``InputError`` when the file is opened.
 
 ``skip`` drops the first ``skip`` input rows (scored or rejected): this is how a run resumes after its last
 committed chunk.
@@ -69,6 +69,8 @@ _REJECT_BYTES = 64 * 1024 * 1024
 _HEAD = 1000
 # The deepest nesting of a value the models read (JSON lines), and of a record written to --rejects.
 _NESTING = 100
+# How much of a CSV file Python's csv module reads after a record pyarrow could not, before pyarrow reads on.
+_STRETCH = 1024 * 1024
 
 #: Input formats by file extension.
 FORMATS = {
@@ -352,9 +354,10 @@ class _Utf8(io.RawIOBase):
     """A byte stream as valid UTF-8 for pyarrow, nothing lost: bytes that are not UTF-8 become marks (see above) and
     ``marked`` says some were written; a BOM is dropped; counts the bytes read from the file."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, *, start: bool = True) -> None:
         self._raw = raw
-        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="surrogateescape")
+        # a BOM only at the start of the file: elsewhere U+FEFF is a character of a value
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig" if start else "utf-8")(errors="surrogateescape")
         self._ready = b""
         self._done = False
         self.bytes_read = 0
@@ -453,9 +456,11 @@ class _Cut(Exception):
     """A CSV record grew past the limit while Python's csv module was reading it."""
 
 
-def _csv_records(path: Path, limit: int) -> Generator[tuple[list[str] | None, list[str], int, str], None, None]:
-    """Every CSV record of ``path``, the header first, read with Python's csv module: ``(fields, lines, size,
-    problem)``.
+def _csv_records(
+    path: Path, limit: int, offset: int = 0
+) -> Generator[tuple[list[str] | None, list[str], int, str], None, None]:
+    """Every CSV record of ``path`` from byte ``offset`` (0: the header first), read with Python's csv module:
+    ``(fields, lines, size, problem)``.
 
     ``fields`` are (marked) text, or None when the record cannot be read (``problem`` says why: longer than ``limit``
     bytes, ``lines`` then hold its start, and the reading goes on at the next line); ``lines`` are the record as it
@@ -463,9 +468,10 @@ def _csv_records(path: Path, limit: int) -> Generator[tuple[list[str] | None, li
     pyarrow).
     """
     with open(path, "rb") as raw:
+        raw.seek(offset)
         lines = _lines(raw, limit)
         held: list[str] = []  # the current record's lines
-        state = {"size": 0, "held": 0, "first": True}
+        state = {"size": 0, "held": 0, "first": offset == 0}
 
         def feed() -> Iterator[str]:
             for line in lines:
@@ -562,25 +568,48 @@ class CsvReader(_Base):
         _check_unique(path, self.columns, [self.id_field, *self.fields])
 
     def __iter__(self) -> Iterator[Chunk]:
+        builder = _ChunkBuilder(self, [name for name in self.fields if name in (self.columns or [])])
+        offset, before = 0, 0  # where pyarrow starts (0: the header), and the line number of the record before it
+        while True:
+            stopped = yield from self._read_with_pyarrow(builder, offset, before)
+            if stopped is None:
+                break
+            # pyarrow cannot read a record larger than its blocks: Python's csv module reads from where that segment
+            # started, past the records pyarrow delivered and the large one, then pyarrow takes over again
+            resumed = yield from self._read_in_python(builder, offset, before, stopped)
+            if resumed is None:
+                break
+            offset, before = resumed
+        yield from builder.last_chunk(builder.bytes_read)
+
+    def _read_with_pyarrow(
+        self, builder: _ChunkBuilder, offset: int, before: int
+    ) -> Generator[Chunk, None, int | None]:
+        """Records from byte ``offset`` (the header first at 0) until the end, or until pyarrow stops: then the line
+        number of the last record it delivered, whose rejects and rows are in ``builder``."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         bad: dict[int, Reject] = {}
+        shift = 0 if offset == 0 else before  # pyarrow numbers the records it reads from 1, the header included
 
         def on_invalid(row: Any) -> str:
-            number = row.number if row.number is not None else -1
+            number = row.number + shift if row.number is not None else -1
             reason = f"cannot parse: {row.actual_columns} fields where the header has {row.expected_columns}"
             bad[number] = Reject(number, reason, _shown(row.text))
             return "skip"
 
-        builder = _ChunkBuilder(self, [name for name in self.fields if name in (self.columns or [])])
-        source = _Utf8(open(self.path, "rb"))  # noqa: SIM115 - closed in the finally below
-        delivered: int | None = None  # set when pyarrow stops early: the records it delivered; Python reads on
+        raw = open(self.path, "rb")  # noqa: SIM115 - closed with source, in the finally below
+        raw.seek(offset)
+        source = _Utf8(raw, start=offset == 0)
+        number = 1 if offset == 0 else before  # the last record's line number; the header's is 1
         try:
             try:
                 stream = pacsv.open_csv(
                     source,
-                    read_options=pacsv.ReadOptions(use_threads=False, block_size=_BLOCK),
+                    read_options=pacsv.ReadOptions(
+                        use_threads=False, block_size=_BLOCK, column_names=None if offset == 0 else self._names
+                    ),
                     parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
                     convert_options=pacsv.ConvertOptions(
                         column_types={name: pa.string() for name in self._names},
@@ -588,14 +617,13 @@ class CsvReader(_Base):
                         quoted_strings_can_be_null=False,
                     ),
                 )
-                if stream.schema.names != self._names:  # pyarrow read the header otherwise than Python's csv
-                    delivered = 0
             except OSError as exc:
                 raise InputError(f"cannot read input {str(self.path)!r}: {exc}") from exc
             except pa.ArrowException:  # a first record larger than a block, among others
-                delivered = 0
-            number = 1  # the header's line number; rows take the numbers after it that are not bad lines
-            while delivered is None:
+                return before
+            if stream.schema.names != self._names:  # pyarrow read the header otherwise than Python's csv
+                return before
+            while True:
                 try:
                     batch = stream.read_next_batch()
                 except StopIteration:
@@ -603,8 +631,7 @@ class CsvReader(_Base):
                 except OSError as exc:
                     raise InputError(f"cannot read input {str(self.path)!r}: {exc}") from exc
                 except pa.ArrowException:  # a record larger than a block ("straddling object"), among others
-                    delivered = number - 1
-                    break
+                    return number  # bad lines found past it are found again by Python's csv module
                 if bad:
                     numbers = []
                     for _ in range(batch.num_rows):
@@ -617,61 +644,69 @@ class CsvReader(_Base):
                     numbers = list(range(number + 1, number + 1 + batch.num_rows))
                     number += batch.num_rows
                 batch, bad_ids = _repaired(batch, self.id_field, marked=True) if source.marked else (batch, {})
-                builder.add_batch(batch, numbers, [n - 1 for n in numbers], source.bytes_read, bad_ids)
+                builder.add_batch(batch, numbers, [n - 1 for n in numbers], offset + source.bytes_read, bad_ids)
                 yield from builder.full_chunks()
-            if delivered is None:
-                for line in sorted(bad):
-                    builder.add_reject(line - 1, bad[line])
-                yield from builder.last_chunk(source.bytes_read)
-                return
+            for line in sorted(bad):
+                builder.add_reject(line - 1, bad[line])
+            builder.bytes_read = offset + source.bytes_read
+            return None
         finally:
             source.close()
-        # bad lines pyarrow found past its last delivered row are found again by Python's csv module
-        yield from self._read_in_python(builder, delivered, builder.bytes_read)
 
-    def _read_in_python(self, builder: _ChunkBuilder, delivered: int, shown: int) -> Iterator[Chunk]:
-        """The records after the first ``delivered`` ones, read with Python's csv module (which has no block size);
-        ``shown``: the bytes read that progress already showed (Python reads the file again from its start)."""
+    def _read_in_python(
+        self, builder: _ChunkBuilder, offset: int, before: int, delivered: int
+    ) -> Generator[Chunk, None, tuple[int, int] | None]:
+        """Records from byte ``offset`` (the header first at 0; ``before``: the line number of the record before
+        it) read with Python's csv module, which has no block size: past the ones up to line ``delivered``, then
+        at least one more and ``_STRETCH`` bytes. Returns where pyarrow can read on (byte offset, line number of
+        the record before it), or None at the end of the file."""
         import pyarrow as pa
 
         width = len(self._names)
         columns: list[list[str]] = [[] for _ in range(width)]
         numbers: list[int] = []
-        held = read = 0
+        shown = builder.bytes_read  # progress already shown: Python reads again from the segment's start
+        held = read = stretch = 0
 
         def flush() -> Iterator[Chunk]:
             nonlocal columns, numbers, held
             if numbers:
                 batch = pa.RecordBatch.from_arrays([pa.array(c, pa.string()) for c in columns], names=self._names)
                 batch, bad_ids = _repaired(batch, self.id_field, marked=True)
-                builder.add_batch(batch, numbers, [n - 1 for n in numbers], max(read, shown), bad_ids)
+                builder.add_batch(batch, numbers, [n - 1 for n in numbers], max(offset + read, shown), bad_ids)
                 columns, numbers, held = [[] for _ in range(width)], [], 0
             yield from builder.full_chunks()
 
-        number = 0
-        for fields, lines, size, problem in _csv_records(self.path, MAX_ROW_BYTES):
-            read += size
-            if fields == []:
-                continue  # blank lines at the end of the file
-            number += 1
-            if number == 1 or number <= delivered + 1:
-                continue  # the header, and the records pyarrow delivered
-            if fields is None or len(fields) != width:
-                text = _shown("".join(lines).removesuffix("\n").removesuffix("\r"))
-                reason = f"cannot parse: {problem or f'{len(fields or [])} fields where the header has {width}'}"
-                builder.add_reject(number - 1, Reject(number, reason, text))
-            else:
-                for column, value in zip(columns, fields):
-                    column.append(value)
-                numbers.append(number)
-                held += size
-                if len(numbers) >= 1000 or held >= 8 * 1024 * 1024:
+        number = before
+        records = _csv_records(self.path, MAX_ROW_BYTES, offset)
+        try:
+            for fields, lines, size, problem in records:
+                read += size
+                if fields == []:
+                    continue  # blank lines at the end of the file
+                number += 1
+                if number <= delivered:
+                    continue  # the header, and the records pyarrow delivered
+                stretch += size
+                if fields is None or len(fields) != width:
+                    text = _shown("".join(lines).removesuffix("\n").removesuffix("\r"))
+                    reason = f"cannot parse: {problem or f'{len(fields or [])} fields where the header has {width}'}"
+                    builder.add_reject(number - 1, Reject(number, reason, text))
+                else:
+                    for column, value in zip(columns, fields):
+                        column.append(value)
+                    numbers.append(number)
+                    held += size
+                if stretch >= _STRETCH:
                     yield from flush()
-                    continue
-            if len(builder.rejects) >= builder.reader.chunk_size:
-                yield from flush()
+                    return offset + read, number
+                if len(numbers) >= 1000 or held >= 8 * 1024 * 1024 or len(builder.rejects) >= self.chunk_size:
+                    yield from flush()
+        finally:
+            records.close()
         yield from flush()
-        yield from builder.last_chunk(max(read, shown))
+        builder.bytes_read = max(offset + read, shown)
+        return None
 
 
 class JsonLinesReader(_Base):
