@@ -271,3 +271,125 @@ def test_store_from_environment(
     monkeypatch.setenv("MLSM_STORE", f"sqlite:///{tmp_path / 'env.db'}")
     assert cli("run", simple_models, write_csv(INPUT), "--id-field", "lead").code == 0
     assert (tmp_path / "env.db").exists() and not (tmp_path / "mlsm.db").exists()
+
+
+# -- hostile input: a bad row is a reject, nothing the run writes destroys its input -----------------------------
+
+READS_A = """
+    from mlsm import Field, Model
+    MODELS = [Model("m", {"a": Field(str, required=False)}, "1", lambda data, results: {"n": len(data["a"] or "")},
+                    status="active")]
+"""
+
+
+def no_constants(name: str) -> None:
+    raise AssertionError(f"bare {name} in a rejects line")
+
+
+def test_rows_that_used_to_stop_a_run_are_rejects_and_the_run_completes(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_models(READS_A)
+    lines = [
+        '{"id": "1", "a": "x"}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"id": "3", "a": "bad \\udc00"}',
+        '{"id": "bad \\udc01", "a": "y"}',
+        '{"id": "5", "a": NaN, "b": Infinity}',
+        '{"a": NaN}',
+        '{"id": "7", "a": "z"}',
+    ]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    args = ["run", "models.py", "in.jsonl", "--id-field", "id", "--chunk-size", "1", "--run-id", "r"]
+    result = cli(*args, "--rejects", "rejects.jsonl", "--output", "out.jsonl")
+    assert result.code == 0, result.err
+    assert "records read 7 · scored 3 · rejected 4 (lines 2, 3, 4, 6)" in result.out
+    rejected = [json.loads(line, parse_constant=no_constants) for line in (tmp_path / "rejects.jsonl").open()]
+    assert [(r["line"], r["reason"]) for r in rejected] == [
+        (2, "cannot parse: nested too deeply"),
+        (3, "field 'a' holds text that is not valid Unicode (lone surrogate \\udc00)"),
+        (4, "field 'id' holds text that is not valid Unicode (lone surrogate \\udc01)"),
+        (6, "no id: field 'id' is missing or empty"),
+    ]
+    assert rejected[3]["record"] == {"a": None}
+    assert [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").open()] == ["1", "5", "7"]
+    again = cli(*args, "--resume", "--rejects", "rejects.jsonl", "--output", "out.jsonl")
+    assert again.code == 0 and "records read 7 · scored 3 · rejected 4" in again.out
+    assert json.loads(cli("results", "7").out)["results"]["m"]["1"]["n"] == 1
+
+
+def test_a_csv_field_of_megabytes_is_scored_like_any_other(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_models(READS_A)
+    (tmp_path / "in.csv").write_text(f"id,a\n1,x\n2,{'y' * 3_000_000}\n3,z\n")
+    result = cli("run", "models.py", "in.csv", "--id-field", "id", "--chunk-size", "1")
+    assert result.code == 0, result.err
+    assert "records read 3 · scored 3 · rejected 0" in result.out
+    assert json.loads(cli("results", "2").out)["results"]["m"]["1"]["n"] == 3_000_000
+
+
+def test_a_header_naming_a_read_column_twice_is_one_line_before_anything_is_written(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_models(READS_A)
+    (tmp_path / "in.csv").write_text("id,a,a\n1,x,y\n")
+    result = cli("run", "models.py", "in.csv", "--id-field", "id")
+    assert result.code == 2 and result.out == ""
+    assert result.err.strip() == (
+        "mlsm: error: cannot read input 'in.csv': the header names column 'a' 2 times (columns 2, 3); "
+        "a column the run reads must have one name: rename or remove the others"
+    )
+    assert not (tmp_path / "mlsm.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--output", "in.csv"], "--output 'in.csv' is the input file 'in.csv': writing it would destroy the input"),
+        (["--rejects", "link.csv"], "--rejects 'link.csv' is the input file 'in.csv'"),  # a symbolic link to it
+        (["--output", "hard.csv"], "--output 'hard.csv' is the input file 'in.csv'"),  # a hard link to it
+        (["--output", "out.jsonl", "--rejects", "./out.jsonl"], "--output and --rejects name the same file"),
+        (["--rejects", "mlsm.db"], "--rejects 'mlsm.db' is a file of the store sqlite:///mlsm.db"),
+        (["--output", "missing/out.jsonl"], "cannot write --output 'missing/out.jsonl': no such directory"),
+    ],
+)
+def test_an_output_that_would_destroy_the_input_is_refused_before_anything_is_written(
+    cli: Callable[..., CliResult],
+    write_models: Callable[..., Path],
+    tmp_path: Path,
+    flags: list[str],
+    message: str,
+) -> None:
+    write_models(READS_A)
+    data = tmp_path / "in.csv"
+    data.write_text("id,a\n1,x\n2,y\n")
+    (tmp_path / "link.csv").symlink_to(data)
+    (tmp_path / "hard.csv").hardlink_to(data)
+    result = cli("run", "models.py", "in.csv", "--id-field", "id", *flags)
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("mlsm: error: " + message)
+    assert data.read_text() == "id,a\n1,x\n2,y\n"
+    assert not (tmp_path / "mlsm.db").exists() and not (tmp_path / "out.jsonl").exists()
+
+
+def test_an_output_inside_a_directory_or_glob_input_is_refused(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_models(READS_A)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("id,a\n1,x\n")
+    (tmp_path / "in" / "b.jsonl").write_text('{"id": "2"}\n')
+    cases = [
+        ("in", ["--output", "in/b.jsonl"], "--output 'in/b.jsonl' is the input file 'in/b.jsonl'"),
+        ("in", ["--rejects", "in/rejects.jsonl"], "--rejects 'in/rejects.jsonl' would become one of the files"),
+        ("in/*.jsonl", ["--output", "in/out.jsonl"], "--output 'in/out.jsonl' would become one of the files"),
+    ]
+    for source, flags, message in cases:
+        result = cli("run", "models.py", source, "--id-field", "id", *flags)
+        assert result.code == 2 and result.err.startswith("mlsm: error: " + message), result.err
+    assert (tmp_path / "in" / "b.jsonl").read_text() == '{"id": "2"}\n'
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.csv", "b.jsonl"]
+    fine = cli("run", "models.py", "in/*.csv", "--id-field", "id", "--output", "in/out.jsonl")
+    assert fine.code == 0, fine.err  # not a file the glob names

@@ -179,3 +179,35 @@ def test_resume_refuses_an_input_whose_files_changed(tmp_path: Path) -> None:
         (tmp_path / "in" / "part-00.csv").write_text("id,n\n100,1\n")  # sorts before the others: rows would shift
         with pytest.raises(RunError, match="resume with the same files"):
             run_batch(ENGINE, store, RunOptions(str(tmp_path / "in"), "id", run_id="r", chunk_size=2, resume=True))
+
+
+def test_a_run_refuses_to_write_over_its_input_and_registers_nothing(tmp_path: Path) -> None:
+    data = write_input(tmp_path / "in.csv", 5)
+    before = data.read_bytes()
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        with pytest.raises(RunError, match="is the input file"):
+            run_batch(ENGINE, store, RunOptions(str(data), "id", run_id="r", output=str(data)))
+        with pytest.raises(RunError, match="--output and --rejects name the same file"):
+            run_batch(ENGINE, store, RunOptions(str(data), "id", run_id="r", output="o.jsonl", rejects="o.jsonl"))
+        assert store.list_runs() == []
+    assert data.read_bytes() == before
+
+
+def test_rejects_files_are_valid_json_whatever_the_rows_held(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"bare {name} in a rejects line")
+
+    parquet = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": ["1", None], "n": [float("nan"), float("inf")], "b": [b"\x00", b"\xff"]}), parquet)
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"id": NaN, "n": -Infinity}\n{"n": "x\\udc00"}\n')
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        for data in (parquet, jsonl):
+            rejects = tmp_path / f"{data.suffix}.rejects.jsonl"
+            run_batch(ENGINE, store, RunOptions(str(data), "id", rejects=str(rejects)))
+            lines = rejects.read_bytes().decode("utf-8").splitlines()  # valid UTF-8 too
+            assert lines and all(json.loads(line, parse_constant=no_constants) for line in lines)
+    assert json.loads(lines[0])["record"] == {"id": None, "n": None}

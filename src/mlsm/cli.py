@@ -352,8 +352,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .project import load_model_set
     from .provenance import release_gate
-    from .runner import RunOptions, format_summary, run_batch
+    from .runner import RunOptions, check_run_files, format_summary, run_batch
     from .stores import open_store
+    from .stores.base import default_store_url
     from .workers import EngineSource
 
     if args.ray_address and args.executor != "ray":
@@ -371,8 +372,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _warn_unreleased(provenance)
     id_field = _id_field(args, settings)
     if args.executor == "local":
-        _check_input_early(args.input, id_field)
-    with open_store(args.store or settings.store) as store:
+        _check_input_early(args.input, id_field, engine.input_fields)
+    store_url = args.store or settings.store or default_store_url()
+    check_run_files(args.input, output=args.output, rejects=args.rejects, store_url=store_url)  # before any writing
+    with open_store(store_url) as store:
         options = RunOptions(
             input=args.input,
             id_field=id_field,
@@ -422,11 +425,12 @@ def _announce(run_id: str, resumed_at: int) -> None:
     print(f"mlsm: run {run_id}{' resuming' + where if resumed_at else ''}", file=sys.stderr)
 
 
-def _check_input_early(path: str, id_field: str) -> None:
-    """Fail on an unreadable input or unknown id field before touching the store."""
+def _check_input_early(path: str, id_field: str, fields: list[str]) -> None:
+    """Fail on an unreadable input, an unknown id field or a header naming a column the run reads twice, before
+    touching the store."""
     from .readers import open_inputs
 
-    open_inputs(path, id_field=id_field)
+    open_inputs(path, id_field=id_field, fields=fields)
 
 
 def _resume_command(args: argparse.Namespace) -> str:

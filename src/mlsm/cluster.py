@@ -32,7 +32,7 @@ from .documents import encode
 from .engine import Engine
 from .errors import MlsmError, RunError, StoreUnavailable
 from .readers import Reject, expand_inputs, open_input
-from .runner import REJECT_LINES_KEPT, Counts, RunOptions, RunResult, open_run, score_chunk
+from .runner import REJECT_LINES_KEPT, Counts, RunOptions, RunResult, check_run_files, open_run, score_chunk
 from .stores.base import ChunkMark, RunRecord, Store, first_line, open_store
 from .workers import EngineSource
 
@@ -68,7 +68,7 @@ def _chunk_rows(
             "last": last,
             "done": first in done,
             "payload": payload,
-            "rejects": json.dumps([r.to_dict() for r in chunk.rejects], ensure_ascii=False, default=str),
+            "rejects": json.dumps([r.to_dict() for r in chunk.rejects], ensure_ascii=False, allow_nan=False),
         }
 
 
@@ -199,6 +199,7 @@ def run_on_ray(
     files = {str(f.resolve()): (str(f) if len(named) > 1 else None) for f in named}
     for file in files:  # header, id field and format problems: one line before any work
         open_input(file, id_field=options.id_field, fields=engine.input_fields, chunk_size=options.chunk_size)
+    check_run_files(options.input, output=options.output, rejects=options.rejects, store_url=store.url)
     if address is not None and not ray.is_initialized():
         _check_reachable(address)
     run = open_run(store, options, engine)
@@ -256,9 +257,7 @@ def run_on_ray(
                 rejects = [Reject(**r) for r in json.loads(row["rejects"])]
                 reject_lines.extend(r.where for r in rejects)
                 if rejects_file is not None and rejects:
-                    rejects_file.write(
-                        "".join(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n" for r in rejects)
-                    )
+                    rejects_file.write("".join(reject.to_json() + "\n" for reject in rejects))
         finally:
             if rejects_file is not None:
                 rejects_file.close()

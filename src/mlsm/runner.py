@@ -7,7 +7,8 @@ exactly after its last committed chunk: no record is scored into the store twice
 
 from __future__ import annotations
 
-import json
+import fnmatch
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,13 +20,22 @@ from .documents import Batch, make_document
 from .engine import Engine, gc_paused
 from .errors import RunError, RunStopped, StoreUnavailable
 from .progress import Progress
-from .readers import Chunk, SeveralFiles, open_inputs
+from .readers import FORMATS, Chunk, SeveralFiles, expand_inputs, open_inputs
 from .stores.base import RunRecord, Store
 
 if TYPE_CHECKING:
     from .workers import EngineSource
 
-__all__ = ["Counts", "RunOptions", "RunResult", "ScoredChunk", "new_run_id", "run_batch", "score_chunk"]
+__all__ = [
+    "Counts",
+    "RunOptions",
+    "RunResult",
+    "ScoredChunk",
+    "check_run_files",
+    "new_run_id",
+    "run_batch",
+    "score_chunk",
+]
 
 #: How many reject line numbers a run keeps for its summary (the rejects file keeps them all).
 REJECT_LINES_KEPT = 50
@@ -136,6 +146,7 @@ def run_batch(
     )
     if isinstance(reader, SeveralFiles):  # a resumed run must read the same files, or positions would shift
         options = replace(options, info={**options.info, "files": [str(f.resolve()) for f in reader.files]})
+    check_run_files(options.input, output=options.output, rejects=options.rejects, store_url=store.url)
     run = open_run(store, options, engine)
     reader.skip = run.rows  # resuming: what the committed chunks consumed
     if on_start is not None:
@@ -161,9 +172,7 @@ def run_batch(
                 output.flush()
                 offsets["output"] = output.tell()
             if rejects is not None and chunk.rejects:
-                rejects.write(
-                    "".join(json.dumps(r.to_dict(), ensure_ascii=False, default=str) + "\n" for r in chunk.rejects)
-                )
+                rejects.write("".join(reject.to_json() + "\n" for reject in chunk.rejects))
                 rejects.flush()
                 offsets["rejects"] = rejects.tell()
             committed_rows = run.rows
@@ -307,6 +316,72 @@ def _scored(
         return
     for chunk in chunks:
         yield chunk, score_chunk(engine, chunk.columns, chunk.ids, id_field=options.id_field, run_id=run_id)
+
+
+def check_run_files(
+    input_spec: str | os.PathLike[str], *, output: str | None, rejects: str | None, store_url: str | None = None
+) -> None:
+    """Refuse (``RunError``, one line) an ``--output`` or ``--rejects`` file that would overwrite an input file, the
+    SQLite store's file or the other one, would join a directory or glob input, or cannot be written; opens nothing.
+
+    Paths are compared with links followed: the same device and inode for files that exist, the resolved paths for
+    those that do not yet.
+    """
+    inputs = expand_inputs(input_spec)
+    spec = str(input_spec)
+    store_files = []
+    if store_url and store_url.startswith("sqlite:"):
+        from .stores.sqlite import sqlite_path
+
+        base = sqlite_path(store_url)[0]
+        store_files = [base, base + "-wal", base + "-shm", base + "-journal"]
+    named = [(flag, path) for flag, path in (("--output", output), ("--rejects", rejects)) if path is not None]
+    for flag, path in named:
+        target = Path(path)
+        for file in inputs:
+            if _same_file(target, file):
+                raise RunError(f"{flag} {path!r} is the input file {str(file)!r}: writing it would destroy the input")
+        if _joins_input(target, spec):
+            raise RunError(
+                f"{flag} {path!r} would become one of the files of the input {spec!r} (and be read by the next run, or "
+                "change what a resumed run reads): write it elsewhere"
+            )
+        for part in store_files:
+            if _same_file(target, Path(part)):
+                raise RunError(f"{flag} {path!r} is a file of the store {store_url}: writing it would ruin the store")
+        _check_writable(flag, target)
+    if len(named) == 2 and _same_file(Path(named[0][1]), Path(named[1][1])):
+        raise RunError(f"--output and --rejects name the same file {named[0][1]!r}: give each its own file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: hard and symbolic links included."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _joins_input(target: Path, spec: str) -> bool:
+    """Whether a file written at ``target`` would be one of the files a directory or glob input names."""
+    if target.suffix.lower() not in FORMATS:
+        return False
+    where = Path(spec)
+    if where.is_dir():
+        return os.path.realpath(target.parent) == os.path.realpath(where)
+    if any(char in spec for char in "*?[") and not where.exists():
+        return fnmatch.fnmatch(os.path.abspath(target), os.path.abspath(spec))
+    return False
+
+
+def _check_writable(flag: str, target: Path) -> None:
+    if target.is_dir():
+        raise RunError(f"{flag} {str(target)!r} is a directory: name a file")
+    folder = target.parent
+    if not folder.is_dir():
+        raise RunError(f"cannot write {flag} {str(target)!r}: no such directory {str(folder)!r}")
+    if not os.access(target if target.exists() else folder, os.W_OK):
+        raise RunError(f"cannot write {flag} {str(target)!r}: permission denied")
 
 
 def _open_resumable(path: str | None, offset: int, resume: bool) -> IO[str] | None:
