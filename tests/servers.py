@@ -8,6 +8,7 @@ MongoDB tests talk over the wire to nx-27017 (MongoDB's protocol backed by SQLit
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -15,8 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_USER, PG_PASSWORD = "mlsm", "mlsm-test-password"
@@ -155,3 +157,66 @@ def stop_mongo(server: MongoServer) -> None:
             server.process.wait(10)
         except subprocess.TimeoutExpired:
             server.process.kill()
+
+
+@dataclass
+class CuttingProxy:
+    """A TCP relay to a server that goes away mid-answer: once ``limit`` bytes have come back from the server, every
+    relayed connection is closed and nothing listens any more (a server that died, or a network that broke)."""
+
+    host: str
+    port: int
+    limit: int
+    received: int = 0
+    listener: socket.socket = field(init=False)
+    _open: list[socket.socket] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cut: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._cut.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection((self.host, self.port))
+            with self._lock:
+                self._open += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, from_server: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if from_server:
+                    with self._lock:
+                        allowed = max(0, self.limit - self.received)
+                        self.received += len(data)
+                    if allowed < len(data):
+                        target.sendall(data[:allowed])
+                        self.cut()
+                        return
+                target.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        """Close every relayed connection and stop listening."""
+        self._cut.set()
+        self.listener.close()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()

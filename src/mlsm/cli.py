@@ -533,8 +533,9 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 
 def _cmd_results(args: argparse.Namespace) -> int:
     from .stores import open_store
+    from .stores.base import redact_url
 
-    with open_store(args.store) as store:
+    with open_store(args.store, mode="read") as store:
         documents: list[dict[str, Any]]
         if args.history:
             documents = store.history(args.id)
@@ -542,7 +543,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
             found = store.current(args.id)
             documents = [found] if found else []
     if not documents:
-        print(f"mlsm: no results for id {args.id!r} in {store.url}", file=sys.stderr)
+        print(f"mlsm: no results for id {args.id!r} in {redact_url(store.url)}", file=sys.stderr)
         return EXIT_FAILED
     for document in documents:
         print(json.dumps(document, ensure_ascii=False))
@@ -553,7 +554,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .exports import export_results
     from .stores import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, mode="read") as store:
         count = export_results(store, args.output, model=args.model)
     narrowed = f" of {args.model}" if args.model else ""
     print(f"mlsm: exported the current results{narrowed} of {count:,} ids to {args.output}", file=sys.stderr)
@@ -563,7 +564,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     from .stores import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, mode="read") as store:
         for run in store.list_runs():
             line = {
                 "id": run.id,
@@ -591,7 +592,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_models
     from .stores import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, mode="read") as store:
         result = compare_models(store, args.a, args.b, key=args.key)
     print(json.dumps(result.to_dict()) if args.json else result.table())
     return EXIT_OK

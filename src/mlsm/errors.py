@@ -13,6 +13,7 @@ Setup problems raise; per-record problems never do (they are data in the results
     │   └── UnknownIdField
     ├── StoreError
     │   ├── StoreConfigError
+    │   ├── StoreNotFound
     │   └── StoreUnavailable
     ├── RunError
     │   └── RunStopped
@@ -40,6 +41,7 @@ __all__ = [
     "RunStopped",
     "StoreConfigError",
     "StoreError",
+    "StoreNotFound",
     "StoreUnavailable",
     "SummaryModelListException",
     "UnknownIdField",
@@ -89,6 +91,10 @@ class StoreError(MlsmError):
 
 class StoreConfigError(StoreError):
     """A store URL is malformed or names an unknown backend."""
+
+
+class StoreNotFound(StoreError):
+    """A store opened for reading does not exist: no database file, no mlsm tables, no such collection."""
 
 
 class StoreUnavailable(StoreError):
