@@ -220,3 +220,59 @@ class CuttingProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+
+# -- processes a test started, and whatever they started -----------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[int, str, str] | None:
+    """(parent pid, state, start time) of a process, read from /proc; None when there is no such process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    return int(fields[1]), fields[0], fields[19]
+
+
+def process_tree(root: int) -> dict[int, tuple[str, str]]:
+    """Every process below ``root`` (children, theirs, ...): pid -> (start time, command line)."""
+    table = {int(name): stat for name in os.listdir("/proc") if name.isdigit() and (stat := _proc_stat(int(name)))}
+    tree: dict[int, tuple[str, str]] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _, started) in table.items():
+            if ppid == parent and pid not in tree:
+                try:
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    command = ""
+                tree[pid] = (started, command.strip())
+                frontier.append(pid)
+    return tree
+
+
+def still_running(tree: dict[int, tuple[str, str]]) -> dict[int, str]:
+    """The processes of ``tree`` that still run (the same process: same pid and start time; zombies are done)."""
+    left = {}
+    for pid, (started, command) in tree.items():
+        stat = _proc_stat(pid)
+        if stat is not None and stat[1] != "Z" and stat[2] == started:
+            left[pid] = command
+    return left
+
+
+def wait_for_exit(tree: dict[int, tuple[str, str]], seconds: float) -> dict[int, str]:
+    """Wait up to ``seconds`` for every process of ``tree`` to end; those still running then."""
+    deadline = time.monotonic() + seconds
+    while (left := still_running(tree)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def kill_tree(tree: dict[int, tuple[str, str]]) -> None:
+    """SIGKILL whatever of ``tree`` still runs (a test's cleanup: nothing it started outlives it)."""
+    for pid in still_running(tree):
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ._children import Guardian, descendants, end_with_this_process
 from .engine import Engine
 from .errors import MlsmError, RunError, StoreUnavailable
 from .readers import Reject, expand_inputs, open_input
@@ -206,14 +207,19 @@ def run_on_ray(
     started = time.monotonic()
     joined_here = not ray.is_initialized()  # a caller's own Ray session is left as it was
     environment = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE, PYTHONBREAKPOINT) that outlive it
+    guardian = Guardian(None)
     if joined_here:
         logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's own progress chatter; errors still show
+        before = descendants()
         try:
             ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             _interrupted(store, run)
             where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
             raise MlsmError(f"cannot {where}: {first_line(exc)}") from exc
+        if address is None:
+            # a local Ray dies with its driver, except two agents that spend a minute reporting to its dead GCS
+            guardian = end_with_this_process({pid: t for pid, t in descendants().items() if pid not in before})
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rejects and summaries come back in input order
@@ -261,6 +267,7 @@ def run_on_ray(
     finally:
         if joined_here:
             ray.shutdown()  # stops a local Ray started here; only disconnects from a cluster
+            guardian.close()
             _restore_environment(environment)
     run.counts = _total(store.chunk_marks(run.id), reject_lines)
     run.rows, run.chunks = run.counts["read"], chunks
