@@ -276,3 +276,22 @@ def kill_tree(tree: dict[int, tuple[str, str]]) -> None:
     for pid in still_running(tree):
         with contextlib.suppress(OSError):
             os.kill(pid, 9)
+
+
+def processes_marked(name: str, value: str) -> dict[int, tuple[str, str]]:
+    """Every process whose environment holds ``name=value`` (a mark a test gave what it started, which the
+    processes those start inherit): pid -> (start time, command line), as :func:`process_tree` gives them."""
+    mark = f"{name}={value}".encode()
+    found: dict[int, tuple[str, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        stat = _proc_stat(int(entry))
+        if mark in environ and stat is not None:
+            found[int(entry)] = (stat[2], command.strip())
+    return found

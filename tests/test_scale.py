@@ -12,7 +12,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from mlsm import open_store
 from mlsm.readers import open_input
 
 from .conftest import CliResult, run_mlsm
-from .servers import kill_tree, process_tree, wait_for_exit
+from .servers import kill_tree, process_tree, processes_marked, wait_for_exit
 from .test_resume import committed_chunks, start
 
 MODELS = """
@@ -311,10 +313,14 @@ def test_ray_address_joins_a_running_cluster(
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray is not None
     port = free_port()
+    # a folder of its own (short: Ray's socket paths must fit), so no other driver on this machine finds this head
+    # through /tmp/ray; a mark in the environment of every process of it, so only those are stopped afterwards
+    temp = tempfile.mkdtemp(prefix="mlsm-ray-")
+    mark = uuid.uuid4().hex
     head = [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-            "--disable-usage-stats"]  # fmt: skip
+            "--disable-usage-stats", f"--temp-dir={temp}"]  # fmt: skip
     # head and job agree on authentication: none here (a local Ray uses tokens, and ``ray start`` may not)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "MLSM_TEST_RAY_HEAD": mark}
     subprocess.run(head, check=True, capture_output=True, timeout=180, env=env)
     try:
         models = write_models(MODELS)
@@ -330,7 +336,11 @@ def test_ray_address_joins_a_running_cluster(
         )
         assert status.returncode == 0  # the cluster outlives the job
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        # not `ray stop`: it stops every Ray on this machine, other people's included
+        head_processes = processes_marked("MLSM_TEST_RAY_HEAD", mark)
+        kill_tree(head_processes)
+        wait_for_exit(head_processes, 30)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

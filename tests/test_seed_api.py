@@ -232,3 +232,18 @@ def test_duplicate_ids_in_one_call_still_leave_exactly_one_current(db: Any) -> N
     docs = {doc["_current"]: doc for doc in db["results"].find({"id": {"$eq": "x"}})}
     assert sorted(docs) == [0, 1, 2]
     assert docs[0]["results"]["test1"][VERSION]["c"] == 4  # the last record of the call is the newest
+
+
+def test_a_collection_the_original_package_wrote_is_read_by_its_own_id_field(db: Any, mongo_url: str) -> None:
+    # as the original wrote it: the seed layout, no record of mlsm's
+    db["results"].insert_many(
+        [
+            {"lead_id": "7", "_current": 1, "_timestamp": 1, "results": {"m": {"1": {"score": 0.1}}}},
+            {"lead_id": "7", "_current": 0, "_timestamp": 2, "results": {"m": {"1": {"score": 0.2}}}},
+            {"lead_id": "8", "_current": 0, "_timestamp": 2, "results": {"m": {"1": {"score": 0.3}}}},
+        ]
+    )
+    with mlsm.open_store(mongo_url, mode="read") as store:
+        assert store.id_field == "lead_id"
+        assert store.current("7")["results"]["m"]["1"]["score"] == 0.2  # type: ignore[index]
+        assert [d["lead_id"] for d in store.current_documents()] == ["7", "8"]

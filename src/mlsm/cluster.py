@@ -212,7 +212,10 @@ def run_on_ray(
         logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's own progress chatter; errors still show
         before = descendants()
         try:
-            ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+            # "local": a Ray of this run's own, as documented, not whatever `ray start` left running on this machine
+            ray.init(
+                address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             _interrupted(store, run)
             where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
