@@ -8,6 +8,7 @@ MongoDB tests talk over the wire to nx-27017 (MongoDB's protocol backed by SQLit
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -15,8 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_USER, PG_PASSWORD = "mlsm", "mlsm-test-password"
@@ -155,3 +157,141 @@ def stop_mongo(server: MongoServer) -> None:
             server.process.wait(10)
         except subprocess.TimeoutExpired:
             server.process.kill()
+
+
+@dataclass
+class CuttingProxy:
+    """A TCP relay to a server that goes away mid-answer: once ``limit`` bytes have come back from the server, every
+    relayed connection is closed and nothing listens any more (a server that died, or a network that broke)."""
+
+    host: str
+    port: int
+    limit: int
+    received: int = 0
+    listener: socket.socket = field(init=False)
+    _open: list[socket.socket] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cut: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._cut.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection((self.host, self.port))
+            with self._lock:
+                self._open += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, from_server: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if from_server:
+                    with self._lock:
+                        allowed = max(0, self.limit - self.received)
+                        self.received += len(data)
+                    if allowed < len(data):
+                        target.sendall(data[:allowed])
+                        self.cut()
+                        return
+                target.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        """Close every relayed connection and stop listening."""
+        self._cut.set()
+        self.listener.close()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+
+# -- processes a test started, and whatever they started -----------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[int, str, str] | None:
+    """(parent pid, state, start time) of a process, read from /proc; None when there is no such process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    return int(fields[1]), fields[0], fields[19]
+
+
+def process_tree(root: int) -> dict[int, tuple[str, str]]:
+    """Every process below ``root`` (children, theirs, ...): pid -> (start time, command line)."""
+    table = {int(name): stat for name in os.listdir("/proc") if name.isdigit() and (stat := _proc_stat(int(name)))}
+    tree: dict[int, tuple[str, str]] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _, started) in table.items():
+            if ppid == parent and pid not in tree:
+                try:
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    command = ""
+                tree[pid] = (started, command.strip())
+                frontier.append(pid)
+    return tree
+
+
+def still_running(tree: dict[int, tuple[str, str]]) -> dict[int, str]:
+    """The processes of ``tree`` that still run (the same process: same pid and start time; zombies are done)."""
+    left = {}
+    for pid, (started, command) in tree.items():
+        stat = _proc_stat(pid)
+        if stat is not None and stat[1] != "Z" and stat[2] == started:
+            left[pid] = command
+    return left
+
+
+def wait_for_exit(tree: dict[int, tuple[str, str]], seconds: float) -> dict[int, str]:
+    """Wait up to ``seconds`` for every process of ``tree`` to end; those still running then."""
+    deadline = time.monotonic() + seconds
+    while (left := still_running(tree)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def kill_tree(tree: dict[int, tuple[str, str]]) -> None:
+    """SIGKILL whatever of ``tree`` still runs (a test's cleanup: nothing it started outlives it)."""
+    for pid in still_running(tree):
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)
+
+
+def processes_marked(name: str, value: str) -> dict[int, tuple[str, str]]:
+    """Every process whose environment holds ``name=value`` (a mark a test gave what it started, which the
+    processes those start inherit): pid -> (start time, command line), as :func:`process_tree` gives them."""
+    mark = f"{name}={value}".encode()
+    found: dict[int, tuple[str, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        stat = _proc_stat(int(entry))
+        if mark in environ and stat is not None:
+            found[int(entry)] = (stat[2], command.strip())
+    return found

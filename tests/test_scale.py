@@ -12,8 +12,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from mlsm import open_store
 from mlsm.readers import open_input
 
 from .conftest import CliResult, run_mlsm
+from .servers import kill_tree, process_tree, processes_marked, wait_for_exit
 from .test_resume import committed_chunks, start
 
 MODELS = """
@@ -133,6 +136,32 @@ def test_workers_resume_exactly_after_a_sigkill(write_models: Callable[..., Path
 
 
 @pytest.mark.slow
+def test_no_worker_outlives_a_killed_run(write_models: Callable[..., Path], tmp_path: Path) -> None:
+    slow = MODELS.replace(
+        "def rules(data, results):", "def rules(data, results):\n        import time; time.sleep(0.001)"
+    )
+    (data,) = write_inputs(tmp_path / "in", files=1, rows=20000)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    args = ["run", str(write_models(slow)), str(data), "--id-field", "id", "--store", url, "--run-id", "k"]
+    process = start([*args, "--chunk-size", "100", "--workers", "2"], tmp_path)
+    tree: dict[int, tuple[str, str]] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while committed_chunks(url, "k") < 2:  # mid-run: both workers busy, most of the input still to score
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()  # type: ignore[union-attr]
+            time.sleep(0.05)
+        tree = process_tree(process.pid)
+        workers = [pid for pid, (_, command) in tree.items() if "multiprocessing.spawn" in command]
+        assert len(workers) == 2, tree
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        assert wait_for_exit(tree, 5) == {}  # the workers, and the resource tracker they kept alive
+    finally:
+        process.kill()
+        kill_tree(tree)
+    assert committed_chunks(url, "k") < 200  # it was killed mid-run
+
+
 def test_a_worker_that_dies_stops_the_run_resumably(
     cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -267,6 +296,7 @@ def test_ray_resume_after_the_driver_is_killed_gives_exactly_one_result_per_reco
     env = {k: v for k, v in os.environ.items() if k != "MLSM_STORE"}
     process = subprocess.Popen([sys.executable, "-m", "mlsm", *args], cwd=tmp_path, env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    tree: dict[int, tuple[str, str]] = {}
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -275,12 +305,14 @@ def test_ray_resume_after_the_driver_is_killed_gives_exactly_one_result_per_reco
                     break
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
             time.sleep(0.1)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        tree = process_tree(process.pid)  # the local Ray the driver started
+        assert any("raylet" in command for _, command in tree.values()), tree
+        process.send_signal(signal.SIGKILL)  # the driver alone: the local Ray must go with it
         process.wait(30)
-        stop = shutil.which("ray", path=str(Path(sys.executable).parent))
-        if stop:
-            subprocess.run([stop, "stop", "--force"], capture_output=True, timeout=60)
+        assert wait_for_exit(tree, 5) == {}
+    finally:
+        process.kill()
+        kill_tree(tree)  # these processes only: another Ray on this machine is none of this test's business
     resumed = run_mlsm(*args, "--resume", cwd=tmp_path, timeout=300)
     assert resumed.code == 0, resumed.err
     with open_store(postgres_url) as store:
@@ -317,10 +349,14 @@ def test_ray_address_joins_a_running_cluster(
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray is not None
     port = free_port()
+    # a folder of its own (short: Ray's socket paths must fit), so no other driver on this machine finds this head
+    # through /tmp/ray; a mark in the environment of every process of it, so only those are stopped afterwards
+    temp = tempfile.mkdtemp(prefix="mlsm-ray-")
+    mark = uuid.uuid4().hex
     head = [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-            "--disable-usage-stats"]  # fmt: skip
+            "--disable-usage-stats", f"--temp-dir={temp}"]  # fmt: skip
     # head and job agree on authentication: none here (a local Ray uses tokens, and ``ray start`` may not)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "MLSM_TEST_RAY_HEAD": mark}
     subprocess.run(head, check=True, capture_output=True, timeout=180, env=env)
     try:
         models = write_models(MODELS)
@@ -336,7 +372,11 @@ def test_ray_address_joins_a_running_cluster(
         )
         assert status.returncode == 0  # the cluster outlives the job
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        # not `ray stop`: it stops every Ray on this machine, other people's included
+        head_processes = processes_marked("MLSM_TEST_RAY_HEAD", mark)
+        kill_tree(head_processes)
+        wait_for_exit(head_processes, 30)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

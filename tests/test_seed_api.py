@@ -270,3 +270,18 @@ def test_stored_error_slots_carry_the_status(db: Any) -> None:
     assert stored["results"]["test1"][VERSION]["_error"] == (
         "Expected 'data' input 'a' not found; Expected 'data' input 'b' not found"
     )
+
+
+def test_a_collection_the_original_package_wrote_is_read_by_its_own_id_field(db: Any, mongo_url: str) -> None:
+    # as the original wrote it: the seed layout, no record of mlsm's
+    db["results"].insert_many(
+        [
+            {"lead_id": "7", "_current": 1, "_timestamp": 1, "results": {"m": {"1": {"score": 0.1}}}},
+            {"lead_id": "7", "_current": 0, "_timestamp": 2, "results": {"m": {"1": {"score": 0.2}}}},
+            {"lead_id": "8", "_current": 0, "_timestamp": 2, "results": {"m": {"1": {"score": 0.3}}}},
+        ]
+    )
+    with mlsm.open_store(mongo_url, mode="read") as store:
+        assert store.id_field == "lead_id"
+        assert store.current("7")["results"]["m"]["1"]["score"] == 0.2  # type: ignore[index]
+        assert [d["lead_id"] for d in store.current_documents()] == ["7", "8"]

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
+from mlsm import StoreNotFound, open_store
+from mlsm.documents import Batch, make_document
+
 from .conftest import CliResult, run_mlsm
-from .servers import free_port
+from .servers import CuttingProxy, free_port
 
 MODELS = """
     from mlsm import Field, Model
@@ -136,6 +142,9 @@ def test_compare_matches_independently_computed_statistics(scored: str, cli: Cal
 def test_results_reads_every_backend(scored: str, cli: Callable[..., CliResult]) -> None:
     history = [json.loads(line) for line in cli("results", "5", "--store", scored, "--history").out.splitlines()]
     assert [(d["_run"], d["_current"]) for d in history] == [("second", 0), ("first", 1)]
+    missing = cli("results", "nobody", "--store", scored)
+    assert missing.code == 1 and "no results for id 'nobody'" in missing.err
+    assert "mlsm-test-password" not in missing.err  # the store's URL is shown without its password
 
 
 def test_bad_model_names_and_export_targets_are_one_line(scored: str, cli: Callable[..., CliResult]) -> None:
@@ -171,3 +180,92 @@ def test_unusable_stores_are_one_line_and_exit_2(
         lines = result.err.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (url, result.err)
         assert "not-the-password" not in result.err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgres", "mongo"])
+def test_a_server_gone_mid_read_is_one_line_and_exit_2(
+    backend: str, request: pytest.FixtureRequest, cli: Callable[..., CliResult]
+) -> None:
+    url = str(request.getfixturevalue(f"{backend}_url"))
+    slots = {"champion": {"1.0": {"score": 0.5}}, "challenger": {"2.0": {"score": 0.25}}}
+    ids = [f"{i:05d}" for i in range(3000)] + ["busy"] * 3000  # an export's worth, and one id's long history
+    with open_store(url) as store:
+        store.write(Batch("id", ids, [make_document("id", i, slots, run="r", timestamp=1) for i in ids], run="r"))
+    where = urlsplit(url)
+    commands = [
+        ("export", "--output", "out.jsonl"),
+        ("export", "--output", "out.parquet"),
+        ("results", "busy", "--history"),
+        ("compare", "champion@1.0", "challenger@2.0"),
+    ]
+    for command in commands:
+        # the server answers the opening (a few kB), then goes away in the middle of the documents (~1 MB)
+        proxy = CuttingProxy(str(where.hostname), int(where.port or 0), limit=50_000)
+        proxied = url.replace(f"{where.hostname}:{where.port}", proxy.address)
+        if backend == "mongo":
+            proxied += "?serverSelectionTimeoutMS=500"
+        result = cli(*command, "--store", proxied)
+        assert proxy.received > proxy.limit, command  # the cut came while documents were flowing
+        lines = result.err.strip().splitlines()
+        assert result.code == 2 and len(lines) == 1, (command, result.err)
+        assert lines[0].startswith("mlsm: error: ") and ("unreachable" in lines[0] or "cannot be read" in lines[0])
+
+
+# -- read commands read: they never create a store, and read one nobody may write -----------------------------
+
+
+READ_COMMANDS = [
+    ("results", "5"),
+    ("export", "--output", "out.jsonl"),
+    ("runs",),
+    ("compare", "champion@1.0", "challenger@2.0"),
+]
+
+
+def test_read_commands_on_a_store_that_does_not_exist_say_so_and_create_nothing(
+    store_url: str, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    for command in READ_COMMANDS:
+        result = cli(*command, "--store", store_url)
+        lines = result.err.strip().splitlines()
+        assert result.code == 2 and len(lines) == 1 and "no " in lines[0] and "store" in lines[0], (command, result)
+        assert result.out == ""
+    with pytest.raises(StoreNotFound):  # nothing was created on the way
+        open_store(store_url, mode="read")
+    assert not (tmp_path / "out.jsonl").exists()
+    default = cli("runs")  # the default store, mlsm.db in the working directory
+    assert default.code == 2 and "no SQLite store at 'sqlite:///mlsm.db'" in default.err
+    assert not (tmp_path / "mlsm.db").exists()
+
+
+def read_only(folder: Path, *command: str) -> list[str]:
+    """``command`` in a mount namespace of its own where ``folder`` is a read-only bind mount (root included)."""
+    script = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+    return ["unshare", "--mount", "sh", "-c", script, str(folder), *command]
+
+
+@pytest.mark.slow
+def test_read_commands_read_a_store_in_a_folder_nobody_may_write(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
+) -> None:
+    if subprocess.run(read_only(tmp_path, "true"), capture_output=True).returncode != 0:
+        pytest.skip("cannot make a read-only bind mount here (needs unshare --mount, as root)")
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'results.db'}"
+    (tmp_path / "in.csv").write_text("id,x\n" + "".join(f"{i},{i}\n" for i in range(1, 21)))
+    assert cli("run", write_models(MODELS), "in.csv", "--id-field", "id", "--store", url, "--run-id", "r").code == 0
+    # the folder really is read-only for the commands below, root or not
+    assert subprocess.run(read_only(folder, "touch", str(folder / "probe")), capture_output=True).returncode != 0
+    outputs = {}
+    for command in READ_COMMANDS:
+        argv = read_only(folder, sys.executable, "-m", "mlsm.cli", *command, "--store", url)
+        done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)
+        outputs[command[0]] = done.stdout
+    assert json.loads(outputs["results"])["results"]["champion"]["1.0"]["score"] == 0.05
+    assert [json.loads(line)["id"] for line in outputs["runs"].splitlines()] == ["r"]
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 20
+    assert "Spearman rho" in outputs["compare"]
+    assert sorted(p.name for p in folder.iterdir()) == ["results.db"]

@@ -563,9 +563,10 @@ def _cmd_results(args: argparse.Namespace) -> int:
     from .documents import encode
     from .ids import normalize_id
     from .stores import open_store
+    from .stores.base import redact_url
 
     id_value = normalize_id(args.id)  # the rule the id was stored by
-    with open_store(args.store) as store:
+    with open_store(args.store, mode="read") as store:
         documents: list[dict[str, Any]]
         if args.history:
             documents = store.history(id_value)
@@ -573,7 +574,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
             found = store.current(id_value)
             documents = [found] if found else []
     if not documents:
-        print(f"mlsm: no results for id {id_value!r} in {store.url}", file=sys.stderr)
+        print(f"mlsm: no results for id {id_value!r} in {redact_url(store.url)}", file=sys.stderr)
         return EXIT_FAILED
     for document in documents:
         print(encode(document))
@@ -584,7 +585,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .exports import export_results
     from .stores import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, mode="read") as store:
         count = export_results(store, args.output, model=args.model)
     narrowed = f" of {args.model}" if args.model else ""
     print(f"mlsm: exported the current results{narrowed} of {count:,} ids to {args.output}", file=sys.stderr)
@@ -594,7 +595,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     from .stores import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, mode="read") as store:
         for run in store.list_runs():
             line = {
                 "id": run.id,
@@ -622,7 +623,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_models
     from .stores import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, mode="read") as store:
         result = compare_models(store, args.a, args.b, key=args.key)
     print(json.dumps(result.to_dict()) if args.json else result.table())
     return EXIT_OK

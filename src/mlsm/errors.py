@@ -15,6 +15,7 @@ Setup problems raise; per-record problems never do (they are data in the results
     │   └── InvalidId
     ├── StoreError
     │   ├── StoreConfigError
+    │   ├── StoreNotFound
     │   └── StoreUnavailable
     ├── RunError
     │   └── RunStopped
@@ -44,6 +45,7 @@ __all__ = [
     "RunStopped",
     "StoreConfigError",
     "StoreError",
+    "StoreNotFound",
     "StoreUnavailable",
     "SummaryModelListException",
     "UnknownIdField",
@@ -107,6 +109,10 @@ class StoreError(MlsmError):
 
 class StoreConfigError(StoreError):
     """A store URL is malformed or names an unknown backend."""
+
+
+class StoreNotFound(StoreError):
+    """A store opened for reading does not exist: no database file, no mlsm tables, no such collection."""
 
 
 class StoreUnavailable(StoreError):

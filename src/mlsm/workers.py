@@ -9,6 +9,7 @@ the main process commits chunk after chunk exactly as a single-process run does:
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -67,7 +68,10 @@ class EngineSource:
 _worker: dict[str, Any] = {}
 
 
-def _start(source: EngineSource) -> None:
+def _start(source: EngineSource, parent: int) -> None:
+    from ._children import die_with_parent
+
+    die_with_parent(parent)  # a worker has nothing to save once the run that needs its results is gone
     try:
         _worker["engine"] = source.build()
     except ModelCodeChanged as exc:  # says itself which process found what
@@ -92,7 +96,7 @@ def scored_by_workers(
     At most two chunks per worker are in flight, so memory stays bounded whatever the input size.
     """
     pool = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(source,)
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(source, os.getpid())
     )
     window: deque[tuple[Chunk, Future[ScoredChunk]]] = deque()
     try:

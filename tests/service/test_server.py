@@ -18,6 +18,7 @@ import pytest
 from mlsm.stores import open_store
 
 from ..conftest import run_mlsm
+from ..servers import kill_tree, process_tree, wait_for_exit
 from .conftest import MODELS, Server, wait_until
 
 pytestmark = pytest.mark.slow
@@ -351,3 +352,29 @@ def _sha256(path: Path) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_no_worker_outlives_a_killed_supervisor(
+    tmp_path: Path, serve: Callable[..., Server], model_file: Callable[[str], Path]
+) -> None:
+    server = serve(model_file(MODELS), "--id-field", "id", "--store", "sqlite:///results.db", "--workers", "2")
+    wait_until(lambda: len(server.events("worker_started")) == 2, 60, "both workers")
+    assert httpx.post(server.url + "/v1/score", json={"id": 1, "a": 1, "b": 1}).status_code == 200
+    tree = process_tree(server.process.pid)
+    try:
+        workers = [pid for pid, (_, command) in tree.items() if "multiprocessing.spawn" in command]
+        assert len(workers) == 2, tree
+        server.signal(signal.SIGKILL)
+        server.wait(30)
+        assert wait_for_exit(tree, 5) == {}
+
+        def refused() -> bool:
+            try:
+                httpx.get(server.url + "/healthz", timeout=2)
+            except httpx.TransportError:
+                return True
+            return False
+
+        assert refused()  # nothing serves the port any more
+    finally:
+        kill_tree(tree)

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from mlsm import RunError, RunRecord, Store, open_store
+from mlsm import RunError, RunRecord, Store, StoreError, StoreNotFound, open_store
 from mlsm.documents import Batch, make_document
+
+from .conftest import Outage
 
 
 def batch(run: str | None, *pairs: tuple[str, float], id_field: str = "lead") -> Batch:
@@ -114,10 +116,11 @@ def test_a_run_id_can_be_started_only_once(store: Store) -> None:
 
 
 def test_runs_are_listed_oldest_first(store: Store) -> None:
-    for name in ("first", "second", "third"):
-        store.start_run(RunRecord(name, started=time.time()))
-        time.sleep(0.01)
-    assert [r.id for r in store.list_runs()] == ["first", "second", "third"]
+    # registered in another order than they started, with ids that sort in a third order
+    now = time.time()
+    for name, started in (("mike", now + 2), ("zulu", now), ("alpha", now + 1)):
+        store.start_run(RunRecord(name, started=started))
+    assert [r.id for r in store.list_runs()] == ["zulu", "alpha", "mike"]
     assert store.get_run("missing") is None
 
 
@@ -165,3 +168,86 @@ def test_a_chunk_with_its_mark_is_written_once_whatever_the_order(store: Store) 
         store.write_chunk(batch("dist", ("g", 0.7)), ChunkMark("dist", "in.csv", 2, 5, {}))
     assert store.current("g") is None
     assert store.chunk_marks("other run") == []
+
+
+def test_an_empty_store_has_no_id_field_until_its_first_write(store: Store) -> None:
+    assert store.id_field is None
+    assert store.current("a") is None and store.history("a") == [] and list(store.current_documents()) == []
+    store.write(batch("r", ("a", 0.1)))
+    assert store.id_field == "lead"
+
+
+# -- opened for reading ----------------------------------------------------------------------------------------
+
+
+def test_a_store_opened_for_reading_must_exist_and_is_not_created(store_url: str) -> None:
+    for _ in range(2):  # the first attempt created nothing the second could find
+        with pytest.raises(StoreNotFound, match=r"^no .*store"):
+            open_store(store_url, mode="read")
+    open_store(store_url).close()  # opened for writing once: it exists, empty
+    with open_store(store_url, mode="read") as reader:
+        assert reader.id_field is None and list(reader.current_documents()) == [] and reader.list_runs() == []
+
+
+def test_a_store_opened_for_reading_reads_everything_and_refuses_writes(store_url: str) -> None:
+    from mlsm.stores.base import ChunkMark
+
+    with open_store(store_url) as writer:
+        run = RunRecord("r1", started=time.time())
+        writer.start_run(run)
+        writer.write(batch("r1", ("a", 0.1), ("b", 0.2)), run)
+        writer.write(batch("r2", ("a", 0.3)))
+    with open_store(store_url, mode="read") as reader:
+        assert reader.id_field == "lead"
+        assert scores(reader.history("a")) == [0.3, 0.1] and scores([reader.current("b")]) == [0.2]  # type: ignore[list-item]
+        assert [d["lead"] for d in reader.current_documents()] == ["a", "b"]
+        assert [d["lead"] for d in reader.current_documents(model="m@1")] == ["a", "b"]
+        assert [d["lead"] for d in reader.run_documents("r1")] == ["a", "b"]
+        assert [r.id for r in reader.list_runs()] == ["r1"] and reader.get_run("r1") is not None
+        writes = [
+            lambda: reader.write(batch("r3", ("c", 0.5))),
+            lambda: reader.write_chunk(batch("r3", ("c", 0.5)), ChunkMark("r3", "in.csv", 1, 1)),
+            lambda: reader.start_run(RunRecord("r3", started=time.time())),
+            lambda: reader.save_run(RunRecord("r1", started=0.0, status="failed")),
+        ]
+        for write in writes:
+            with pytest.raises(StoreError, match="opened for reading"):
+                write()
+    with open_store(store_url) as writer:
+        assert writer.current("c") is None and writer.get_run("r3") is None
+        assert writer.get_run("r1").status == "running"  # type: ignore[union-attr]
+
+
+# -- a server that goes away -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_server_gone_mid_read_is_store_unavailable_never_a_driver_error(outage: Outage) -> None:
+    from mlsm import StoreUnavailable
+
+    with open_store(outage.url) as store:
+        store.start_run(RunRecord("r", started=time.time()))
+        store.write(batch("r", *[(f"{i:05d}", 0.5) for i in range(5000)]))
+        documents = store.current_documents()
+        assert next(documents)["lead"] == "00000"
+        outage.cut()
+        with pytest.raises(StoreUnavailable):
+            for _ in documents:  # more than the driver had fetched before the cut
+                pass
+        with pytest.raises(StoreUnavailable):
+            next(store.current_documents(model="m@1"))
+        with pytest.raises(StoreUnavailable):
+            next(store.run_documents("r"))
+        # what else a store does may still be answered from what it holds, but fails only as a StoreError
+        for action in (
+            lambda: store.current("00001"),
+            lambda: store.history("00001"),
+            lambda: store.list_runs(),
+            lambda: store.get_run("r"),
+            lambda: store.write(batch("r", ("late", 0.1))),
+            lambda: store.save_run(RunRecord("r", started=0.0, status="failed")),
+        ):
+            try:
+                action()
+            except StoreError:
+                pass

@@ -171,8 +171,14 @@ def _serve_one(
 # -- several worker processes --------------------------------------------------------------------------------------
 
 
-def _worker_main(settings: ServiceSettings, run_id: str, sock: socket.socket, events: Any, index: int) -> None:
+def _worker_main(
+    settings: ServiceSettings, run_id: str, sock: socket.socket, events: Any, index: int, supervisor: int
+) -> None:
     """A worker process: its own runtime under the supervisor's run, serving the shared socket."""
+    from .._children import die_with_parent
+
+    # first: nothing supervises or reloads a worker whose supervisor died, so it drains (SIGTERM) and exits
+    die_with_parent(supervisor, signal.SIGTERM, grace=settings.shutdown_timeout + 5)
     from .app import create_app
     from .runtime import ServiceRuntime, set_info
 
@@ -240,7 +246,7 @@ def _supervise(
 
     def start(index: int) -> Any:
         process = context.Process(
-            target=_worker_main, args=(settings, run.id, sock, events, index), name=f"mlsm-worker-{index}"
+            target=_worker_main, args=(settings, run.id, sock, events, index, os.getpid()), name=f"mlsm-worker-{index}"
         )
         process.start()
         return process

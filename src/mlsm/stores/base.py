@@ -7,6 +7,11 @@ Semantics shared by all backends (checked by one conformance suite, ``tests/stor
 * ``current(id)``, ``history(id)`` (newest first), ``current_documents(model=...)`` (export).
 * A run registry: ``start_run``, ``get_run``, ``finish_run``, ``list_runs``; progress (how far a run got) is
   committed with each chunk, so a killed run can resume exactly after its last committed chunk.
+* Two modes: ``"write"`` (the default) creates the store's tables when missing; ``"read"`` (the read commands)
+  opens an existing store and never creates or changes anything: ``StoreNotFound`` when the store does not exist,
+  ``StoreError`` on any write.
+* Every driver error, on any read or write (an iterator that fails while it is consumed included), reaches the
+  caller as ``StoreUnavailable`` (or another ``StoreError``), never as the driver's own exception.
 """
 
 from __future__ import annotations
@@ -22,12 +27,16 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..documents import Batch
-from ..errors import RunError, StoreConfigError
+from ..errors import RunError, StoreConfigError, StoreError
 
-__all__ = ["DEFAULT_STORE", "ChunkMark", "RunRecord", "Store", "default_store_url", "open_store"]
+__all__ = ["DEFAULT_STORE", "MODES", "ChunkMark", "RunRecord", "Store", "default_store_url", "open_store"]
 
 #: The embedded default store: a SQLite file in the working directory (override with ``MLSM_STORE``).
 DEFAULT_STORE = "sqlite:///mlsm.db"
+
+
+#: How a store can be opened: ``write`` creates what is missing, ``read`` needs an existing store and never writes.
+MODES = ("write", "read")
 
 
 def default_store_url(environ: dict[str, str] | None = None) -> str:
@@ -123,6 +132,12 @@ class Store(ABC):
     """A result store. Backends: ``sqlite:///path.db``, ``postgresql://...``, ``mongodb://host/db``."""
 
     url: str
+    mode: str = "write"
+
+    def _writable(self) -> None:
+        """Refuse a write to a store opened for reading (called first by every writing method)."""
+        if self.mode == "read":
+            raise StoreError(f"store {redact_url(self.url)} was opened for reading: it cannot be written")
 
     @property
     @abstractmethod
@@ -240,8 +255,13 @@ def first_line(exc: BaseException) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-def open_store(url: str | None = None) -> Store:
-    """The store a URL names: ``sqlite:///path.db`` (default), ``postgresql://...``, ``mongodb://...``."""
+def open_store(url: str | None = None, *, mode: str = "write") -> Store:
+    """The store a URL names: ``sqlite:///path.db`` (default), ``postgresql://...``, ``mongodb://...``.
+
+    ``mode="read"`` opens an existing store read-only (``StoreNotFound`` when there is none); see :data:`MODES`.
+    """
+    if mode not in MODES:
+        raise StoreConfigError(f"invalid store mode {mode!r}: valid modes are {', '.join(MODES)}")
     url = url or default_store_url()
     try:
         parts = urlsplit(url)
@@ -252,15 +272,15 @@ def open_store(url: str | None = None) -> Store:
     if scheme == "sqlite":
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(url)
+        return SQLiteStore(url, mode=mode)
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, mode=mode)
     if scheme in ("mongodb", "mongodb+srv"):
         from .mongo import MongoStore
 
-        return MongoStore(url)
+        return MongoStore(url, mode=mode)
     raise StoreConfigError(
         f"unknown store URL {redact_url(url)}: valid schemes are sqlite:///path.db, postgresql://..., mongodb://host:port/db"
     )

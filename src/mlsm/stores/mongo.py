@@ -6,6 +6,9 @@ one) that increments the ``_current`` of older documents, then one ``insert_many
 
 URL: ``mongodb://host:port/db`` with optional ``?collection=results&id_field=id`` (mlsm's own options, removed
 before the URL reaches the driver).
+
+Opened for reading, the store needs the results collection or mlsm's runs to exist (``StoreNotFound`` otherwise)
+and creates nothing: no indexes, and writes left unfinished by a dead writer are not settled (a writer does that).
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ import os
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..documents import Batch
-from ..errors import StoreConfigError, StoreUnavailable
+from ..errors import StoreConfigError, StoreNotFound, StoreUnavailable
 from .base import (
     ChunkMark,
     RunRecord,
@@ -39,6 +42,9 @@ __all__ = ["MongoStore"]
 
 _OWN_OPTIONS = ("collection", "id_field")
 
+#: The keys of a stored document besides its id field (the seed's layout plus ``_run``).
+_LAYOUT_KEYS = frozenset({"_id", "_current", "_timestamp", "_run", "results"})
+
 #: A write's note older than this belongs to a writer that died (a write takes seconds at most).
 STALE_INTENT_SECONDS = 1800.0
 
@@ -47,12 +53,18 @@ class MongoStore(Store):
     """Results in a MongoDB collection, in the seed's document layout."""
 
     def __init__(
-        self, url: str, *, collection: str | None = None, id_field: str | None = None, timeout_ms: int = 5000
+        self,
+        url: str,
+        *,
+        mode: str = "write",
+        collection: str | None = None,
+        id_field: str | None = None,
+        timeout_ms: int = 5000,
     ) -> None:
         import pymongo
         from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
 
-        self.url = url
+        self.url, self.mode = url, mode
         parts = urlsplit(url)
         options = dict(parse_qsl(parts.query))
         own = {key: options.pop(key) for key in _OWN_OPTIONS if key in options}
@@ -74,10 +86,19 @@ class MongoStore(Store):
         self._init(client[database], collection or own.get("collection", "results"), id_field or own.get("id_field"))
         try:
             client.admin.command("ping")
-            self._ensure_indexes()
+            if mode == "read":
+                names = set(self._db.list_collection_names())
+            else:
+                self._ensure_indexes()
         except PyMongoError as exc:
             client.close()
             raise StoreUnavailable(f"cannot reach MongoDB store {redact_url(url)}: {first_line(exc)}") from exc
+        if mode == "read" and self._collection not in names and "mlsm_runs" not in names:
+            client.close()
+            raise StoreNotFound(
+                f"no mlsm store at MongoDB {redact_url(url)}: database {database!r} has no collection "
+                f"{self._collection!r} and no mlsm runs (nothing was ever written there; check --store)"
+            )
 
     @classmethod
     def from_database(cls, db: Any, *, collection: str, id_field: str) -> MongoStore:
@@ -86,7 +107,7 @@ class MongoStore(Store):
         store.url = f"mongodb database {db.name!r}"
         store._client = None
         store._init(db, collection, id_field)
-        store._ensure_indexes()
+        store._guard(store._ensure_indexes)
         return store
 
     def _init(self, db: Any, collection: str, id_field: str | None) -> None:
@@ -124,12 +145,19 @@ class MongoStore(Store):
             warnings.warn(f"MongoDB store: no index on ({fields}): {first_line(exc)}; queries will scan", stacklevel=3)
 
     @property
-    def id_field(self) -> str:
-        """The id field queries use: given, from the URL, or the one this collection's documents use."""
+    def id_field(self) -> str | None:
+        """The id field queries use: given, from the URL, or the one this collection's documents use (recorded by
+        mlsm's first write, else read off a document written by the original package); None while it is empty."""
         if self._id_field is None:
-            recorded = self._guard(lambda: self._meta.find_one({"_id": self._collection}))
-            self._id_field = (recorded or {}).get("id_field") or "id"
+            self._id_field = self._guard(self._recorded_id_field)
         return self._id_field
+
+    def _recorded_id_field(self) -> str | None:
+        recorded = self._meta.find_one({"_id": self._collection})
+        if recorded is not None and recorded.get("id_field"):
+            return str(recorded["id_field"])
+        document = self._results.find_one({})
+        return next((key for key in document if key not in _LAYOUT_KEYS), None) if document else None
 
     def _claim(self, id_field: str) -> None:
         """Record the collection's id field on its first write; refuse documents keyed by another field."""
@@ -149,6 +177,7 @@ class MongoStore(Store):
     # -- results ---------------------------------------------------------------------------------------------
 
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+        self._writable()
         if run is None:  # no progress to commit: the chunk is in once all its documents are
             self._guard(lambda: self._write_noted(batch, batch.run or "", 0, lambda: None, {"complete": True}))
             return
@@ -160,6 +189,8 @@ class MongoStore(Store):
         self._guard(lambda: self._write_noted(batch, run.id, run.chunks, progress, done))
 
     def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+        self._writable()
+
         def record() -> None:
             self._chunks.insert_one({"_id": _mark_id(mark), **asdict(mark)})
 
@@ -211,6 +242,8 @@ class MongoStore(Store):
         self._unfinished.remove(intent)
 
     def recover(self, run: RunRecord) -> None:
+        self._writable()
+
         def steps() -> None:
             for intent in list(self._intents.find({"run": run.id})):
                 self._undo(intent)
@@ -220,6 +253,8 @@ class MongoStore(Store):
     def settle_stale(self, older_than: float = STALE_INTENT_SECONDS) -> int:
         """Settle the notes of writes left unfinished longer ago than ``older_than`` seconds by writers that
         died (a service, a seed ``RunModelsAll``, a run never resumed); returns how many. Done on every open."""
+
+        self._writable()
 
         def steps() -> int:
             stale = list(self._intents.find({"stamp": {"$lt": int(time.time() - older_than)}}))
@@ -274,7 +309,10 @@ class MongoStore(Store):
 
     def write_documents(self, documents: list[dict[str, Any]]) -> None:
         """Write seed-layout documents (``_current`` renumbered): two bulk operations, noted like any write."""
+        self._writable()
         id_field = self.id_field
+        if id_field is None:
+            raise StoreConfigError(f"MongoDB store {redact_url(self.url)}: name the documents' id field to write them")
         batch = Batch(id_field, [document[id_field] for document in documents], documents)
         self._guard(lambda: self._write_noted(batch, "", 0, lambda: None, {"complete": True}))
 
@@ -296,38 +334,53 @@ class MongoStore(Store):
         self._results.insert_many(documents, ordered=True)
 
     def current(self, id_value: str) -> dict[str, Any] | None:
-        query = {self.id_field: {"$eq": id_value}, "_current": 0}
+        id_field = self.id_field
+        if id_field is None:  # nothing was ever written
+            return None
+        query = {id_field: {"$eq": id_value}, "_current": 0}
         return self._guard(lambda: _clean(self._results.find_one(query)))
 
     def history(self, id_value: str) -> list[dict[str, Any]]:
+        id_field = self.id_field
+        if id_field is None:
+            return []
         # explicit $eq: same meaning as {field: value}, and the wire-protocol test server needs it for "id"
-        query = {self.id_field: {"$eq": id_value}}
+        query = {id_field: {"$eq": id_value}}
         return self._guard(lambda: [_clean(d) for d in self._results.find(query).sort("_current", 1)])
 
     def current_documents(self, model: str | None = None) -> Iterator[dict[str, Any]]:
         id_field = self.id_field
+        if id_field is None:
+            return iter(())
         if model is None:
-            found = self._results.find({"_current": 0}).sort(id_field, 1)
-        else:
-            name, _ = split_model(model)
-            # versions hold dots ("1.0"), which a query path would read as nesting: match the version here
-            query = {f"results.{name}": {"$exists": True}} if "." not in name and not name.startswith("$") else {}
-            candidates = self._results.find(query).sort([(id_field, 1), ("_current", 1)])
-            found = newest_per_id((d for d in candidates if has_model(d, model)), id_field)
-        for document in found:
-            document.pop("_id", None)
-            yield document
+            return self._stream(lambda: self._results.find({"_current": 0}).sort(id_field, 1))
+        name, _ = split_model(model)
+        # versions hold dots ("1.0"), which a query path would read as nesting: match the version here
+        query = {f"results.{name}": {"$exists": True}} if "." not in name and not name.startswith("$") else {}
+        candidates = self._stream(lambda: self._results.find(query).sort([(id_field, 1), ("_current", 1)]))
+        return newest_per_id((d for d in candidates if has_model(d, model)), id_field)
 
     def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
-        for document in self._results.find({"_run": run_id}).sort([("_timestamp", 1), ("_id", 1)]):
-            document.pop("_id", None)
-            yield document
+        return self._stream(lambda: self._results.find({"_run": run_id}).sort([("_timestamp", 1), ("_id", 1)]))
+
+    def _stream(self, find: Callable[[], Any]) -> Iterator[dict[str, Any]]:
+        """The documents of a query (without ``_id``) as they arrive; a driver error on any of them, the first
+        or one fetched later from a server gone meanwhile, is raised as ``StoreUnavailable``."""
+        from pymongo.errors import PyMongoError
+
+        try:
+            for document in find():
+                document.pop("_id", None)
+                yield document
+        except PyMongoError as exc:
+            raise self._error(exc) from exc
 
     # -- runs ------------------------------------------------------------------------------------------------
 
     def start_run(self, run: RunRecord) -> None:
         from pymongo.errors import DuplicateKeyError
 
+        self._writable()
         try:
             self._guard(lambda: self._runs.insert_one({"_id": run.id, **run.to_dict()}))
         except DuplicateKeyError as exc:
@@ -338,6 +391,7 @@ class MongoStore(Store):
             ) from exc
 
     def save_run(self, run: RunRecord) -> None:
+        self._writable()
         self._guard(lambda: self._runs.update_one({"_id": run.id}, {"$set": run.to_dict()}, upsert=True))
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -351,19 +405,24 @@ class MongoStore(Store):
         if self._client is not None:
             self._client.close()
 
-    def _guard(self, action: Any) -> Any:
-        from pymongo.errors import AutoReconnect, ConnectionFailure, DuplicateKeyError, PyMongoError
+    def _guard(self, action: Callable[[], Any]) -> Any:
+        """``action()``, its driver errors raised as ``StoreUnavailable`` (a duplicate key as it is, for callers)."""
+        from pymongo.errors import DuplicateKeyError, PyMongoError
 
         try:
             return action()
         except DuplicateKeyError:
             raise
-        except (AutoReconnect, ConnectionFailure) as exc:
-            raise StoreUnavailable(f"MongoDB store {redact_url(self.url)} is unreachable: {first_line(exc)}") from exc
         except PyMongoError as exc:
-            raise StoreUnavailable(
-                f"MongoDB store {redact_url(self.url)} refused the operation: {first_line(exc)}"
-            ) from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> StoreUnavailable:
+        """The one-line error a driver error becomes."""
+        from pymongo.errors import ConnectionFailure
+
+        if isinstance(exc, ConnectionFailure):  # AutoReconnect and timeouts included
+            return StoreUnavailable(f"MongoDB store {redact_url(self.url)} is unreachable: {first_line(exc)}")
+        return StoreUnavailable(f"MongoDB store {redact_url(self.url)} refused the operation: {first_line(exc)}")
 
 
 def _mark_id(mark: ChunkMark) -> str:

@@ -7,6 +7,9 @@ The index ``(id, seq DESC)`` serves "current document of an id" and "history of 
 ``mlsm_current`` gives SQL readers each id's newest document.
 
 URL: ``postgresql://user:password@host:port/database`` (any libpq connection URI).
+
+Opened for reading, the store creates nothing (``StoreNotFound`` when mlsm's tables are not there) and its
+sessions are read-only (``default_transaction_read_only``), so a read command can never change the database.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..documents import Batch, ordered
-from ..errors import RunError, StoreConfigError, StoreUnavailable
+from ..errors import RunError, StoreConfigError, StoreNotFound, StoreUnavailable
 from .base import ChunkMark, RunRecord, Store, already_written, check_id_field, first_line, redact_url, split_model
 
 __all__ = ["PostgresStore"]
@@ -56,14 +59,17 @@ CREATE OR REPLACE VIEW mlsm_current AS
 class PostgresStore(Store):
     """Results in PostgreSQL; many writers and readers may share it."""
 
-    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, *, mode: str = "write", connect_timeout: int = 10) -> None:
         import psycopg
 
-        self.url = url
+        self.url, self.mode = url, mode
         self._shown = redact_url(url)
         self._id_field: str | None = None
         self._timeout = connect_timeout
         self._db = self._connect()
+        if mode == "read":
+            self._check_exists()
+            return
         try:
             with self._db.transaction():
                 # one schema creation at a time, whoever gets here first
@@ -75,15 +81,35 @@ class PostgresStore(Store):
                 f"PostgreSQL store {self._shown} refused to create mlsm's tables: {first_line(exc)}"
             ) from exc
 
-    def _connect(self) -> Any:
+    def _connect(self, *, autocommit: bool = True) -> Any:
+        """A connection (read-only sessions in read mode); ``StoreUnavailable`` when the server cannot be reached."""
         import psycopg
 
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=self._timeout)
+            db = psycopg.connect(self.url, autocommit=autocommit, connect_timeout=self._timeout)
         except psycopg.ProgrammingError as exc:
             raise StoreConfigError(f"bad PostgreSQL store URL {self._shown}: {first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL store {self._shown}: {first_line(exc)}") from exc
+        if self.mode == "read":
+            try:
+                db.execute("SET SESSION default_transaction_read_only = on")
+                if not autocommit:
+                    db.commit()
+            except psycopg.Error as exc:
+                db.close()
+                raise self._unavailable("cannot be read", exc) from exc
+        return db
+
+    def _check_exists(self) -> None:
+        """``StoreNotFound`` unless mlsm's tables are on the connection's search path."""
+        rows = self._query("SELECT to_regclass('mlsm_results') IS NOT NULL", ())
+        if not rows[0][0]:
+            self._db.close()
+            raise StoreNotFound(
+                f"no mlsm store in PostgreSQL {self._shown}: it holds no mlsm tables (nothing was ever written "
+                "there; check --store, its database and search_path)"
+            )
 
     @property
     def _conn(self) -> Any:
@@ -98,6 +124,7 @@ class PostgresStore(Store):
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
         import psycopg
 
+        self._writable()
         try:
             with self._conn.transaction():
                 self._claim(batch.id_field)
@@ -110,6 +137,7 @@ class PostgresStore(Store):
     def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
         import psycopg
 
+        self._writable()
         try:
             with self._conn.transaction():
                 self._claim(batch.id_field)
@@ -175,6 +203,7 @@ class PostgresStore(Store):
     def start_run(self, run: RunRecord) -> None:
         import psycopg
 
+        self._writable()
         try:
             self._conn.execute(
                 f"INSERT INTO mlsm_runs ({RunRecord.COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", run.to_row()
@@ -189,6 +218,7 @@ class PostgresStore(Store):
     def save_run(self, run: RunRecord) -> None:
         import psycopg
 
+        self._writable()
         try:
             self._save_run(run)
         except psycopg.Error as exc:
@@ -249,7 +279,7 @@ class PostgresStore(Store):
         import psycopg
 
         try:
-            with psycopg.connect(self.url) as reader, reader.cursor(name="mlsm_stream") as cursor:
+            with self._connect(autocommit=False) as reader, reader.cursor(name="mlsm_stream") as cursor:
                 cursor.itersize = 2000
                 cursor.execute(sql, params)
                 yield from cursor

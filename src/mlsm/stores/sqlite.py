@@ -3,20 +3,24 @@
 Documents are appended, never rewritten: ``seq`` orders them, and ``_current`` is the document's rank among its
 id's documents, newest first, computed on read. A write is one transaction, so a killed run leaves either the
 whole chunk with its progress or nothing. The view ``mlsm_current`` gives each id's newest document to SQL readers.
+
+Opened for reading, the file is opened read-only (``mode=ro``); in a folder nobody can write, where SQLite cannot
+create the write-ahead log's shared-memory file, it is read as immutable (no writer can be at work there).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from ..documents import Batch, decode
-from ..errors import StoreConfigError, StoreUnavailable
+from ..errors import StoreConfigError, StoreNotFound, StoreUnavailable
 from .base import (
     ChunkMark,
     RunRecord,
@@ -83,8 +87,8 @@ def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
 class SQLiteStore(Store):
     """Results in one SQLite file; safe for one writer and many readers across processes."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, *, mode: str = "write") -> None:
+        self.url, self.mode = url, mode
         path, options = sqlite_path(url)
         synchronous = options.get("synchronous", "normal").lower()
         if synchronous not in _SYNCHRONOUS:
@@ -98,6 +102,10 @@ class SQLiteStore(Store):
             )
         self._lock = threading.Lock()
         self._id_field: str | None = None
+        self._path = path
+        if mode == "read":
+            self._db = self._open_for_reading()
+            return
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -106,15 +114,58 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {url!r}: {exc}") from exc
 
+    def _open_for_reading(self) -> sqlite3.Connection:
+        """A read-only connection to an existing mlsm store; ``StoreNotFound`` when there is none."""
+        path = self._path
+        if path == ":memory:" or not os.path.isfile(path):
+            raise StoreNotFound(
+                f"no SQLite store at {self.url!r}: the file {path!r} does not exist (a run creates it; "
+                "check --store or MLSM_STORE)"
+            )
+        db = self._connect(path)
+        try:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mlsm_results'").fetchone()
+        except sqlite3.Error as exc:
+            db.close()
+            raise StoreUnavailable(f"cannot open SQLite store {self.url!r}: {exc}") from exc
+        if found is None:
+            db.close()
+            raise StoreNotFound(f"no SQLite store at {self.url!r}: the file {path!r} holds no mlsm tables")
+        return db
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        """A connection for reading: the writer's file as it is, or in read mode the file opened read-only."""
+        try:
+            if self.mode != "read":
+                return sqlite3.connect(path, timeout=30.0)
+            uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0)
+            try:
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+                folder = os.path.dirname(os.path.abspath(path))
+                # no -shm file can be made in a read-only folder; without a -wal file there, no writer is at work
+                if os.access(folder, os.W_OK) or os.path.exists(f"{path}-wal"):
+                    raise
+            db = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.url!r} cannot be read: {exc}") from exc
+
     # -- results ---------------------------------------------------------------------------------------------
 
     def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+        self._writable()
         with self._writing(batch.id_field):
             self._insert(batch)
             if run is not None:
                 self._save_run(run)
 
     def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+        self._writable()
         with self._writing(batch.id_field):
             found = self._db.execute(
                 f"SELECT {ChunkMark.COLUMNS} FROM mlsm_run_chunks"
@@ -212,6 +263,7 @@ class SQLiteStore(Store):
     # -- runs ------------------------------------------------------------------------------------------------
 
     def start_run(self, run: RunRecord) -> None:
+        self._writable()
         with self._lock:
             try:
                 self._db.execute(
@@ -227,6 +279,7 @@ class SQLiteStore(Store):
                 raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
 
     def save_run(self, run: RunRecord) -> None:
+        self._writable()
         with self._lock:
             try:
                 self._save_run(run)
@@ -266,8 +319,7 @@ class SQLiteStore(Store):
 
     def _iterate(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
         # a separate read connection streams without holding the writer's lock
-        path, _ = sqlite_path(self.url)
-        reader = sqlite3.connect(path, timeout=30.0) if path != ":memory:" else self._db
+        reader = self._connect(self._path) if self._path != ":memory:" else self._db
         try:
             cursor = reader.execute(sql, params)
             while True:
