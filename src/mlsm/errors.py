@@ -20,7 +20,8 @@ Setup problems raise; per-record problems never do (they are data in the results
         ├── ReloadError
         ├── RequestError
         └── ResultNotStored
-            └── QueueFull
+            ├── QueueFull
+            └── ResultRefused
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "ReloadError",
     "RequestError",
     "ResultNotStored",
+    "ResultRefused",
     "RunError",
     "RunStopped",
     "StoreConfigError",
@@ -130,3 +132,7 @@ class ResultNotStored(ServiceError):
 
 class QueueFull(ResultNotStored):
     """The result queue stayed full for longer than a request may wait for room."""
+
+
+class ResultRefused(ResultNotStored):
+    """The store refused a request's results for good (not a passing outage): 422, retrying will not help."""

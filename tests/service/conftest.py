@@ -85,7 +85,7 @@ async def in_process(settings: ServiceSettings) -> AsyncIterator[InProcess]:
     app = create_app(runtime)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mlsm.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield InProcess(client, runtime, log)
 
 
