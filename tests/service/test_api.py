@@ -115,9 +115,7 @@ async def test_a_body_over_the_limit_is_refused_without_reading_the_rest(
         )
         assert declared.status_code == 413
         assert declared.json()["detail"] == "body of 5000 bytes is over the limit of 4096 bytes"
-        streamed = await service.client.post(
-            "/v1/score", content=chunks(), headers=JSON
-        )  # chunked: no Content-Length
+        streamed = await service.client.post("/v1/score", content=chunks(), headers=JSON)  # chunked: no Content-Length
         assert streamed.status_code == 413
         assert streamed.json()["detail"] == "body is over the limit of 4096 bytes"
         assert len(read) <= 6  # stopped at the limit, not 50 chunks

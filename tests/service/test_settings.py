@@ -59,7 +59,7 @@ def test_the_key_file_wins_over_the_environment_and_is_stripped(tmp_path: Path) 
     key_file.write_text("\n# only a comment\n")
     with pytest.raises(ServiceError, match="is empty: put the key in it"):
         read_keys(SCORING, str(key_file), {})
-    with pytest.raises(ServiceError, match="cannot read --admin-key-file .*: no such file"):
+    with pytest.raises(ServiceError, match=r"cannot read --admin-key-file .*: no such file"):
         read_keys(ADMIN, str(tmp_path / "missing"), {})
 
 
@@ -72,7 +72,10 @@ def test_a_key_file_holds_several_keys_one_a_line_with_comments(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"prot": 80}, "mlsm.toml: [service]: unknown key 'prot'; valid keys are: access_log, admin_key_file, api_key_file, "),
+        (
+            {"prot": 80},
+            "mlsm.toml: [service]: unknown key 'prot'; valid keys are: access_log, admin_key_file, api_key_file, ",
+        ),
         ({"port": 70000}, "mlsm.toml: [service]: port = 70000: expected 0-65535"),
         ({"port": "8000"}, "mlsm.toml: [service]: port = '8000': expected 0-65535"),
         ({"model_timeout": 0}, "mlsm.toml: [service]: model_timeout = 0: expected a number of seconds above 0"),
