@@ -7,7 +7,9 @@ import asyncio
 import json
 import re
 import select
+import signal
 import socket
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -222,3 +224,22 @@ def test_one_hostile_client_costs_only_its_own_requests(
         hostile_ids = {"h-1", "h-2", "h-3", "h-4"}
         assert not hostile_ids & {d["id"] for d in store.current_documents()}
     assert server.process.poll() is None
+
+
+def test_a_500_of_a_real_server_is_one_json_log_line(
+    tmp_path: Path, serve: Callable[..., Server], model_file: Callable[[str], Path]
+) -> None:
+    server = serve(model_file(MODELS), "--id-field", "id", "--store", "sqlite:///results.db")
+    assert httpx.post(server.url + "/v1/score", json={"id": 1, "a": 1, "b": 1}).status_code == 200
+    with sqlite3.connect(tmp_path / "results.db") as broken:  # the store's tables are gone under the service
+        for (table,) in list(broken.execute("SELECT name FROM sqlite_master WHERE type = 'table'")):
+            broken.execute(f'DROP TABLE "{table}"')
+    failed = httpx.get(server.url + "/v1/results/1", headers={"x-request-id": "boom-2"})
+    assert failed.status_code == 500
+    assert failed.json()["request_id"] == "boom-2"
+    server.signal(signal.SIGTERM)
+    server.wait(60)
+    lines = server.log_path.read_text().splitlines()
+    assert all(line.startswith("{") for line in lines), [line for line in lines if not line.startswith("{")][:5]
+    errors = [json.loads(line) for line in lines if '"event": "error"' in line]
+    assert len(errors) == 1 and "Traceback" in errors[0]["traceback"]
