@@ -51,7 +51,7 @@ class ServiceSettings:
     admin_keys: tuple[str, ...] = field(default=(), repr=False)  # none: /v1/admin/... answers loopback clients only
     admin_key_file: str | None = None
     max_body_bytes: int = 10 * MiB
-    max_records: int = 10_000  # records per request; bounds the memory one request costs (about 1 KiB a record)
+    max_records: int = 10_000  # records per request: bounds what one request costs (the example: ~160 MiB at most)
     max_connections: int = 1000  # open connections per worker process
     max_header_bytes: int = 64 * KiB  # request line and headers
     header_timeout: float = 10.0  # from a connection's first byte (or its opening) to the end of the headers
