@@ -144,6 +144,9 @@ def test_a_slow_body_is_cut_off(serve: Callable[..., Server], model_file: Callab
     assert status == 408
     assert json.loads(body)["detail"] == "the request's body did not arrive within 1 s"
     assert closed_by(server, "body_timeout") == 1
+    scored = [e["status"] for e in server.events("request") if e["path"] == "/v1/score"]
+    assert scored == [499]  # the client went away: not an error of the service
+    assert not server.events("error")
     with open_store(f"sqlite:///{server.log_path.parent / 'r.db'}") as store:
         assert list(store.current_documents()) == []
 
