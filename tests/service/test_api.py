@@ -233,7 +233,7 @@ async def test_the_openapi_document_describes_each_models_input_fields(
         assert record["properties"]["a"]["description"].startswith("Read by adder@1 (required), doubler@1 (required).")
         body = document["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert body == {"oneOf": [{"$ref": "#/components/schemas/Record"}, {"$ref": "#/components/schemas/Records"}]}
-        assert set(document["paths"]["/v1/score"]["post"]["responses"]) == {"200", "400", "413", "422", "503"}
+        assert set(document["paths"]["/v1/score"]["post"]["responses"]) == {"200", "400", "413", "415", "422", "503"}
         result = document["components"]["schemas"]["ResultDocument"]["properties"]["results"]["properties"]
         assert set(result) == {"adder", "doubler", "summary"}
         assert document["info"]["x-mlsm-model-set"]["generation"] == 1
