@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -21,6 +22,33 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lead_scoring"
 # the public lead data: $MLSM_REAL_DATA, or the team's shared folder beside the checkout
 REAL_DATA = Path(os.environ.get("MLSM_REAL_DATA") or ROOT.parent / "shared" / "data" / "x_education_leads.csv")
+
+
+# -- the fast lane: `scripts/test -m "not slow"` ------------------------------------------------------------------
+
+#: Fixtures that start a real server or process: a test using one is slow.
+SERVER_FIXTURES = frozenset({"postgres_cluster", "postgres_url", "mongo_server", "mongo_url", "serve", "ray_available"})
+#: Parametrized backends that are real servers (the stores' conformance suite, resume, store commands).
+SERVER_PARAMS = frozenset({"postgres", "mongo"})
+#: What a test's own code calls when it starts a real process.
+PROCESS_CALLS = ("run_mlsm(", "subprocess.", "Popen(", "open_page(", "multiprocessing")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that starts real processes or servers, unless it is marked already: by the
+    fixtures it uses, the backends it is parametrized with, or the calls in its own code."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+        try:
+            source = inspect.getsource(item.obj) if isinstance(item, pytest.Function) else ""
+        except (OSError, TypeError):
+            source = ""
+        if fixtures & SERVER_FIXTURES or params & SERVER_PARAMS or any(call in source for call in PROCESS_CALLS):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlsm import Engine, Field, Model, ModelDefinitionError, SummaryModel, SummaryModelListException
+from mlsm.engine import describe_error
 
 FIELDS = {"visits": Field(int, ge=0), "source": Field(str, required=False), "seconds": Field(float, required=False)}
 
@@ -92,7 +93,7 @@ def test_arrow_string_columns_from_files_score_like_json_records() -> None:
     columns = {"visits": pa.array(["3", "", "abc", "12.0"]), "source": pa.array(["Reference", "", "Google", "Select"])}
     results = e.score_columns(columns, 4)
     assert results[0]["rules"]["1"]["score"] == 0.45
-    assert results[1]["rules"]["1"]["_error"] == "invalid input: field 'visits': missing (required)"
+    assert results[1]["rules"]["1"]["_error"] == "Expected 'data' input 'visits' not found"
     assert results[2]["batch"]["1"]["_errors"] == [{"field": "visits", "problem": "expected int, got 'abc'"}]
     assert results[3]["batch"]["1"]["visits"] == 12
     assert results[1]["best"]["1"] == {"score": None, "model": None, "_status": "draft"}
@@ -176,9 +177,68 @@ def bad(kind: str) -> Any:
 def test_a_broken_model_errors_in_its_own_slot_only(kind: str, error: str) -> None:
     e = engine(Model("bad", FIELDS, "1", bad(kind)))
     for results in [e.score({"visits": 2}), *e.score_columns({"visits": [2, 4]}, 2)]:
-        assert results["bad"]["1"]["_error"].startswith(error)
+        assert describe_error(results["bad"]["1"]).startswith(error)
         assert results["rules"]["1"]["score"] > 0 and results["batch"]["1"]["score"] > 0
         assert "score" in results["best"]["1"]
+
+
+def raises(message: str, kind: type[Exception] = ValueError) -> Any:
+    def model(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        raise kind(message)
+
+    return model
+
+
+RAISES_AT = f"test_engine.py:{raises.__code__.co_firstlineno + 2}"
+
+
+@pytest.mark.parametrize("message", ["Hi! I am an error message", "", "two\nlines  kept"])
+def test_an_exception_slot_holds_str_of_the_exception_as_the_original_wrote_it(message: str) -> None:
+    models = [Model("m", {"visits": int}, "1", raises(message), status="active"),
+              Model("b", {"visits": int}, "1", lambda frame: 1 / 0, batch=True)]  # fmt: skip
+    e = Engine(models)
+    for results in [e.score({"visits": 1}), *e.score_columns({"visits": [1, 2]}, 2)]:
+        assert results["m"]["1"] == {
+            "_error": message,
+            "_errors": [{"field": None, "problem": message, "type": "ValueError", "at": RAISES_AT}],
+            "_status": "active",
+        }
+        batch = results["b"]["1"]
+        assert batch["_error"] == "division by zero" and batch["_status"] == "draft"
+        assert batch["_errors"][0]["type"] == "ZeroDivisionError"
+        assert batch["_errors"][0]["at"].startswith("test_engine.py:")
+
+
+def test_missing_fields_read_as_the_original_wrote_them_and_invalid_ones_follow() -> None:
+    fields = {"a": int, "b": int, "c": Field(int, ge=0), "d": str}
+    e = Engine([Model("m", fields, "1", lambda data, results: {}, status="active")])
+    record = {"b": None, "c": -1, "d": "x"}  # a absent, b null: both missing; c out of bounds
+    for slot in [e.score(record)["m"]["1"], e.score_columns({k: [v] for k, v in record.items()}, 1)[0]["m"]["1"]]:
+        assert slot == {
+            "_error": "Expected 'data' input 'a' not found; Expected 'data' input 'b' not found; "
+            "invalid input: field 'c': must be >= 0, got -1",
+            "_errors": [
+                {"field": "a", "problem": "missing (required)"},
+                {"field": "b", "problem": "missing (required)"},
+                {"field": "c", "problem": "must be >= 0, got -1"},
+            ],
+            "_status": "active",
+        }
+
+
+def test_every_error_slot_carries_the_models_status() -> None:
+    models = [
+        Model("raises", {}, "1", raises("no"), status="active"),
+        Model("output", {}, "1", lambda data, results: [1], status="active"),
+        Model("invalid", {"a": int}, "1", lambda data, results: {}, status="active"),
+        Model("frame", {}, "1", lambda frame: [1], batch=True, status="active"),
+        SummaryModel("summary", [], "1", raises("no"), status="active"),
+    ]
+    e = Engine(models)
+    nested = Engine(models, layout="nested").score({"data": {}})
+    for results in [e.score({"a": "x"}), e.score_columns({"a": ["x"]}, 1)[0], nested]:
+        for name, versions in results.items():
+            assert "_error" in versions["1"] and versions["1"]["_status"] == "active", name
 
 
 def test_numpy_values_in_outputs_become_plain_json_values() -> None:
@@ -200,7 +260,8 @@ def test_a_broken_batch_model_errors_for_its_rows_only(output: Any, error: str) 
     e = engine(Model("bad", FIELDS, "1", output, batch=True))
     results = e.score_columns({"visits": [1, 2, 3]}, 3)
     for row in results:
-        assert row["bad"]["1"]["_error"].startswith(error)
+        assert describe_error(row["bad"]["1"]).startswith(error)
+        assert row["bad"]["1"]["_status"] == "draft"
         assert row["batch"]["1"]["score"] > 0
 
 

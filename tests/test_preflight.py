@@ -15,7 +15,7 @@ from hypothesis.errors import NoSuchExample
 
 from mlsm import Field, Model, SummaryModel
 from mlsm.fields import FieldCheck, FieldProblem
-from mlsm.preflight import field_strategy, preflight_model, record_strategy
+from mlsm.preflight import basic_record, field_strategy, preflight_model, record_strategy
 
 from .conftest import CliResult
 
@@ -62,9 +62,8 @@ def _finds(strategy: Any, condition: Any) -> bool:
 
 def test_edge_values_are_generated() -> None:
     assert _finds(field_strategy(int), lambda v: v == 0)
-    assert _finds(field_strategy(int), lambda v: v == 2**63 - 1)  # the largest value a run accepts
+    assert _finds(field_strategy(int), lambda v: v == 10**9)  # the realistic limit of an unbounded field
     assert _finds(field_strategy(Field(int, ge=3, le=9)), lambda v: v == 9)
-    assert _finds(field_strategy(float), lambda v: v != 0 and abs(v) < 1e-299)
     assert _finds(field_strategy(str), lambda v: len(v) >= 5000)
     assert _finds(field_strategy(str), lambda v: any(ord(c) > 0xFFFF for c in v))  # beyond the BMP (emoji)
     assert _finds(field_strategy(str), lambda v: "\n" in v)
@@ -74,6 +73,60 @@ def test_edge_values_are_generated() -> None:
     missing = ("", "nan", "none", "null")
     assert not _finds(field_strategy(str), lambda v: v is None or v.strip(" \t\n\r\f\v").lower() in missing)
     assert not _finds(field_strategy(float), lambda v: not math.isfinite(v))
+
+
+def test_unbounded_numbers_have_realistic_magnitudes_unless_extremes_are_asked_for() -> None:
+    def realistic(v: float) -> bool:
+        return v == 0 or 1e-9 <= abs(v) <= 1e9
+
+    assert not _finds(field_strategy(int), lambda v: not realistic(v))
+    assert not _finds(field_strategy(float), lambda v: not realistic(v))
+    assert not _finds(field_strategy(Field(float, ge=0)), lambda v: not realistic(v))
+    assert _finds(field_strategy(float), lambda v: v == -1e9)
+    assert _finds(field_strategy(Field(int, ge=5 * 10**9)), lambda v: v == 6 * 10**9)  # 1e9 past its own bound
+    # --extremes: the limits a run accepts, 2**31 boundaries, tiny and huge floats
+    assert _finds(field_strategy(int, extremes=True), lambda v: v == 2**63 - 1)
+    assert _finds(field_strategy(int, extremes=True), lambda v: v == -(2**31))
+    assert _finds(field_strategy(float, extremes=True), lambda v: v != 0 and abs(v) < 1e-299)
+    assert _finds(field_strategy(float, extremes=True), lambda v: abs(v) >= 1e300)
+    assert _finds(record_strategy({"n": [float]}, extremes=True), lambda record: abs(record["n"]) > 1e300)
+
+
+def test_declared_bounds_are_honoured_exactly_their_extremes_included() -> None:
+    assert _finds(field_strategy(Field(int, ge=0, le=10**18)), lambda v: v == 10**18)
+    assert _finds(field_strategy(Field(int, le=2**63 - 1)), lambda v: v == 2**63 - 1)
+    assert _finds(field_strategy(Field(float, ge=-1e300, le=1e300)), lambda v: v == -1e300)
+    assert _finds(field_strategy(Field(float, ge=0, le=1e-12)), lambda v: 0 < v <= 1e-12)
+    assert not _finds(field_strategy(Field(int, ge=0, le=10**18)), lambda v: not 0 <= v <= 10**18)
+    assert not _finds(field_strategy(Field(int, ge=0, le=10), extremes=True), lambda v: not 0 <= v <= 10)
+
+
+def test_the_basic_example_is_the_original_values_moved_inside_bounds_and_choices() -> None:
+    fields = {
+        "n": [int],
+        "x": [float],
+        "s": [str],
+        "b": [bool],
+        "age": [Field(int, ge=18)],
+        "p": [Field(float, ge=0, le=1)],
+        "src": [Field(str, choices=["web", "partner"])],
+        "k": [Field(int, choices=[3, 1])],
+        "opt": [Field(str, required=False)],
+        "shared": [Field(int, ge=0), Field(int, ge=5)],
+    }
+    assert basic_record(fields) == {
+        "n": 1,
+        "x": 1.2,
+        "s": "lorem ipsum",
+        "b": True,
+        "age": 18,
+        "p": 1.0,
+        "src": "web",
+        "k": 1,
+        "opt": "lorem ipsum",
+        "shared": 5,
+    }
+    assert basic_record({"n": [int], "when": [Field(object)]}) is None  # no basic value for an unknown type
 
 
 def test_optional_fields_are_sometimes_left_out_of_the_record() -> None:
@@ -128,13 +181,101 @@ def test_a_model_with_output_the_engine_cannot_store_fails(output: Any, problem:
     assert problem in report.failures[0].message
 
 
-def test_a_non_finite_number_on_some_inputs_is_found() -> None:
+def test_a_non_finite_number_on_extreme_inputs_is_found_with_extremes() -> None:
     def scale(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
-        return {"x": data["v"] * 1e10}  # inf for large floats
+        return {"x": data["v"] * 1e10}  # inf for floats beyond 1.8e298
 
-    report = preflight_model(Model("m", {"v": float}, "1", scale))
+    assert preflight_model(Model("m", {"v": float}, "1", scale)).passed  # realistic magnitudes by default
+    report = preflight_model(Model("m", {"v": float}, "1", scale), extremes=True)
     assert "numbers must be finite" in report.first_failure
     assert abs(report.failures[0].input["v"]) > 1e100
+    assert 0 < report.failing < report.examples and report.unstorable == report.failing
+
+
+def test_model_test_is_true_for_a_model_that_works_on_realistic_data() -> None:
+    model = Model(
+        name="t",
+        fields={"f": float, "b": bool},
+        version="1",
+        fcn=lambda data, results: {"v": data["f"] * 2 if data["b"] else 0},
+    )
+    assert model.test() is True
+    assert model.test(examples=30) is True  # the original signature, positionally too
+    assert Model("t", {"f": float, "b": bool}, "1", model.fcn).test(50) is True
+    assert model.test(extremes=True) is False  # -1.8e308 * 2 overflows
+
+
+def test_every_generated_input_is_tried_and_the_failing_ones_counted() -> None:
+    def partners(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        if data["source"] == "partner":
+            raise ValueError("cannot score partner leads")
+        return {"score": 0.5}
+
+    fields = {"source": Field(str, choices=["web", "partner", "ad"]), "visits": Field(int, ge=0)}
+    report = preflight_model(Model("m", fields, "1", partners, status="active"), examples=60)
+    assert report.examples == 60  # not stopped at the first failure
+    assert 0 < report.failing < 60
+    assert report.failures[0].check == "raises" and "cannot score partner leads" in report.failures[0].message
+    assert report.failures[0].input == {"source": "partner", "visits": 0}  # shrunk
+    assert report.basic_example == {"source": "web", "visits": 1} and report.basic_failure is None
+    assert report.blocking == []  # an active model failing on some inputs serves: its failures are reported
+    assert report.to_dict() == {
+        "passed": False,
+        "blocking": False,
+        "examples": 60,
+        "failing": report.failing,
+        "first_failure": report.first_failure,
+        "check": "raises",
+    }
+
+
+@pytest.mark.parametrize("status", ["active", "draft"])
+def test_failing_on_the_basic_example_blocks_an_active_model_only(status: str) -> None:
+    def no_web(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        if data["source"] == "web":
+            raise ValueError("web leads are not scored yet")
+        return {}
+
+    model = Model("m", {"source": Field(str, choices=["web", "partner", "ad"])}, "1", no_web, status=status)
+    report = preflight_model(model, examples=30)
+    basic = report.basic_failure
+    assert basic is not None and basic.input == {"source": "web"} and report.failures[0] is basic
+    assert "on its basic example {" in report.first_failure
+    assert 0 < report.failing < report.examples
+    assert report.blocking == (["its basic example fails"] if status == "active" else [])
+
+
+def test_failing_on_every_input_or_mostly_unstorable_output_blocks_an_active_model() -> None:
+    def only_lorem(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        if data["s"] != "lorem ipsum":
+            raise ValueError("unexpected text")
+        return {}
+
+    report = preflight_model(Model("m", {"s": str}, "1", only_lorem, status="active"), examples=40)
+    assert report.basic_failure is None and report.failing == report.examples == 40
+    assert report.blocking == ["it fails on every generated input (40 of 40)"]
+
+    def mostly_inf(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        return {"x": 1.0 if data["n"] <= 1 else math.inf}
+
+    report = preflight_model(Model("m", {"n": Field(int, ge=0, le=9)}, "1", mostly_inf, status="active"))
+    assert report.basic_failure is None and report.examples // 2 < report.unstorable < report.examples
+    (reason,) = report.blocking
+    unstorable = f"{report.unstorable} of {report.examples} generated inputs"
+    assert reason == f"its output cannot be stored on {unstorable} (more than half)"
+    assert preflight_model(Model("m", {"n": Field(int, ge=0, le=9)}, "1", mostly_inf)).blocking == []  # a draft
+
+
+def test_an_active_model_over_its_time_budget_on_the_basic_example_is_blocked() -> None:
+    def slow_on_lorem(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        if data["s"] == "lorem ipsum":
+            time.sleep(0.05)
+        return {}
+
+    report = preflight_model(Model("m", {"s": str}, "1", slow_on_lorem, status="active"), examples=10, time_budget=0.01)
+    basic = report.basic_failure
+    assert basic is not None and basic.check == "time" and "over the budget of 10 ms" in basic.message
+    assert report.blocking == ["over its time budget on its basic example"]
 
 
 def test_batch_models_are_called_with_frames_and_must_return_one_row_per_row() -> None:
@@ -192,6 +333,7 @@ def test_a_model_over_its_time_budget_fails() -> None:
     report = preflight_model(Model("slow", {"n": int}, "1", slow), examples=4, time_budget=0.01)
     assert [failure.check for failure in report.failures] == ["time"]
     assert "over the budget of 10 ms" in report.failures[0].message
+    assert report.failing == report.examples == 4
     assert preflight_model(Model("slow", {"n": int}, "1", slow), examples=4, time_budget=0.5).passed
 
 
@@ -244,7 +386,7 @@ SET = """
     MODELS = [
         Model("rate", {"visits": Field(int, ge=0), "days": Field(int, ge=1)}, "1", visits_per_day, status="active"),
         Model("divide", {"visits": int, "days": int}, "1", visits_per_day),
-        Model("noisy", {"source": Field(str, choices=["web", "ad"])}, "1", noisy),
+        Model("noisy", {"source": Field(str, choices=["web", "ad"])}, "1", noisy, status="active"),
         SummaryModel("pick", [{"name": "rate", "version": "1"}], "1", pick),
     ]
 """
@@ -257,16 +399,24 @@ def test_the_test_command_prints_a_table_the_failures_and_exits_1(
     assert result.code == 1
     table, *details = result.out.split("\n\n")
     lines = table.splitlines()
-    assert lines[0].split() == ["MODEL", "STATUS", "RESULT", "EXAMPLES", "SLOWEST", "GOLDEN", "DETAIL"]
-    rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert rows["rate@1"][:4] == ["rate@1", "active", "pass", "40"]
-    assert rows["divide@1"][2] == "FAIL" and "ZeroDivisionError:" in rows["divide@1"]
-    assert rows["pick@1"][2] == "pass"
+    assert lines[0].split() == ["MODEL", "STATUS", "RESULT", "EXAMPLES", "FAILING", "SLOWEST", "GOLDEN", "DETAIL"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert rows["rate@1"].split()[:5] == ["rate@1", "active", "pass", "40", "0"]
+    # a draft failing on some inputs would serve (reported); an active model failing its basic example would not
+    assert rows["divide@1"].split()[:4] == ["divide@1", "draft", "FAIL", "(reported)"]
+    assert "ZeroDivisionError:" in rows["divide@1"]
+    assert rows["noisy@1"].split()[:5] == ["noisy@1", "active", "FAIL", "(blocks", "deploy)"]
+    examples, failing = rows["noisy@1"].split()[5:7]
+    assert failing == examples != "0"  # every input fails (it has few to try: two choices)
+    assert rows["pick@1"].split()[2] == "pass"
     text = "\n\n".join(details)
-    assert "divide@1 FAILED (" in text
+    assert "divide@1 FAILED (" in text and "reported: mlsm serve would serve it" in text
     assert 'smallest failing input: {"visits": 0, "days": 0}' in text
     assert "noisy@1 FAILED" in text and "raises: ValueError: bad\x01byte web" in text
-    assert text.rstrip().endswith("2 of 4 models passed")
+    blocks = "blocks deploy: mlsm serve refuses the set: its basic example fails; it fails on every generated input"
+    assert blocks in text
+    assert 'basic example: {"source": "web"}' in text
+    assert text.rstrip().endswith("2 of 4 models passed; 1 would block a deploy (mlsm serve refuses them)")
 
 
 def test_the_junit_report_has_one_case_per_model_and_the_failure_detail(
@@ -287,6 +437,7 @@ def test_the_junit_report_has_one_case_per_model_and_the_failure_detail(
     assert 'smallest failing input: {"visits": 0, "days": 0}' in (failure.text or "")
     noisy = cases["noisy@1 preflight"].find("failure")
     assert noisy is not None and "bad\\x01byte" in (noisy.text or "")  # not XML-safe, so escaped
+    assert "blocks deploy" in (noisy.text or "") and "reported: " in (failure.text or "")  # both fail the build
     assert cases["rate@1 preflight"].get("classname", "").endswith("models.py")
 
 
@@ -309,3 +460,21 @@ def test_the_test_command_time_budget_and_seed_options(
     with pytest.raises(SystemExit) as exit_info:  # argparse refuses it, with a usage line
         cli("test", path, "--time-budget", "0")
     assert exit_info.value.code == 2
+
+
+def test_the_test_command_finds_overflows_only_with_extremes(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path]
+) -> None:
+    path = write_models(
+        """
+        from mlsm import Model
+        def double(data, results):
+            return {"v": data["f"] * 2 if data["b"] else 0}
+        MODELS = [Model("t", {"f": float, "b": bool}, "1", double)]
+        """
+    )
+    assert cli("test", path).code == 0
+    result = cli("test", path, "--extremes")
+    assert result.code == 1
+    assert "t@1 FAILED" in result.out and "numbers must be finite" in result.out
+    assert "FAIL (reported)" in result.out  # a draft

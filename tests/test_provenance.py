@@ -221,3 +221,36 @@ def test_models_shows_the_git_state_of_each_model(cli: Callable[..., CliResult],
     repo.write("models.py", model_source("lead", "1.0", score="0"))
     assert "[develop " in cli("models", repo.path / "models.py").out
     assert " dirty]" in cli("models", repo.path / "models.py").out
+
+
+# -- the code that runs is the code recorded ---------------------------------------------------------------------
+
+ONE_MODEL = "from mlsm import Model\nm = Model('m', {}, '1', lambda data, results: {'v': VALUE}, status='active')\n"
+
+
+def test_provenance_records_the_bytes_the_import_ran_even_if_the_file_changes_meanwhile(tmp_path: Path) -> None:
+    """A models file edited while it is imported: the recorded hash is that of the code that runs, not the edit."""
+    path = tmp_path / "models.py"
+    rewrite = "import pathlib\npathlib.Path(__file__).write_text('VALUE = 2\\n' + MODEL)\n"
+    path.write_text(f"MODEL = {ONE_MODEL!r}\n" + rewrite + "VALUE = 1\nexec(MODEL)\n")
+    ran = path.read_bytes()
+    model_set = load_model_set(str(path))
+    assert model_set.models[0].fcn({}, {}) == {"v": 1} and path.read_bytes() != ran  # edited during its import
+    assert release_gate(model_set)["models"]["m@1"]["sha256"] == "sha256:" + hashlib.sha256(ran).hexdigest()
+
+
+def test_a_process_that_loads_other_code_than_the_run_recorded_refuses_to_score(tmp_path: Path) -> None:
+    from mlsm import Engine, ModelCodeChanged
+    from mlsm.workers import EngineSource
+
+    path = tmp_path / "models.py"
+    path.write_text("VALUE = 1\n" + ONE_MODEL)
+    model_set = load_model_set(str(path))
+    source = EngineSource.of_run(str(path), Engine(model_set.models), release_gate(model_set))
+    assert source.build().score({})["m"]["1"]["v"] == 1  # the same code: it scores
+    path.write_text("VALUE = 2\n" + ONE_MODEL)  # edited after the run recorded its code
+    with pytest.raises(ModelCodeChanged) as info:
+        source.build("a Ray actor")
+    message = str(info.value)
+    assert message.startswith("a Ray actor loaded other code for model 'm@1' than this run recorded")
+    assert str(path.resolve()) in message and "\n" not in message

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -171,6 +172,38 @@ def test_a_worker_that_cannot_load_the_models_is_one_line(
     assert "no licence on this host" in result.err
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("executor", "who"),
+    [(["--workers", "2"], "a worker process"), (["--executor", "ray", "--workers", "1"], "a Ray actor")],
+    ids=["workers", "ray"],
+)
+def test_a_models_file_changed_after_the_run_recorded_it_stops_the_run_before_any_result(
+    write_models: Callable[..., Path], tmp_path: Path, request: pytest.FixtureRequest, executor: list[str], who: str
+) -> None:
+    """The file rewrites itself while the main process imports it: the run records the code that process ran, the
+    workers (or actors) load the new code, and the run stops with one line instead of storing their results under
+    the hash of other code."""
+    if "ray" in executor:
+        request.getfixturevalue("ray_available")
+    edited = MODELS.replace("round((data", "round(2 * (data")
+    rewrite = f"""
+    import pathlib
+    pathlib.Path(__file__).write_text({textwrap.dedent(edited)!r})
+"""
+    models = write_models(rewrite + MODELS)
+    (data,) = write_inputs(tmp_path / "in", files=1, rows=50)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    result = run_mlsm("run", models, data, "--id-field", "id", "--store", url, *executor, cwd=tmp_path)
+    assert result.code == 2, result.err
+    (line,) = [line for line in result.err.splitlines() if line.startswith("mlsm: error:")]
+    assert line.startswith(f"mlsm: error: {who} loaded other code for model 'rules@1' than this run recorded")
+    assert "Traceback" not in result.err
+    with open_store(url) as store:
+        (run,) = store.list_runs()
+        assert run.status == "interrupted" and list(store.run_documents(run.id)) == []
+
+
 # -- Ray -----------------------------------------------------------------------------------------------------------
 
 
@@ -203,6 +236,8 @@ def test_ray_gives_the_same_current_results_as_the_local_executor(
     written = [json.loads(line)["id"] for line in (tmp_path / "ray-out.jsonl").read_text().splitlines()]
     in_order = [json.loads(line)["id"] for line in (tmp_path / "local-out.jsonl").read_text().splitlines()]
     assert sorted(written) == sorted(in_order) == sorted(results_of("sqlite:///ray.db"))
+    first = (tmp_path / "ray-out.jsonl").read_text().splitlines()[0]  # one encoding: the bytes of `mlsm results`
+    assert cli("results", json.loads(first)["id"], "--store", "sqlite:///ray.db").out.splitlines() == [first]
     assert local.out.split("  model")[1].split("elapsed")[0] == distributed.out.split("  model")[1].split("elapsed")[0]
     assert "records read 1,400" in distributed.out
 

@@ -67,7 +67,7 @@ def test_missing_field_is_an_error_in_the_slot_and_the_function_is_never_called(
 
     results = Model("test", ADD_FIELDS, VERSION, counting).execute(data={"a": 1}, results={})
     slot = results["test"][VERSION]
-    assert slot["_error"] == "invalid input: field 'b': missing (required)"
+    assert slot["_error"] == "Expected 'data' input 'b' not found"
     assert slot["_errors"] == [{"field": "b", "problem": "missing (required)"}]
     assert calls == []
 
@@ -82,8 +82,9 @@ def test_exception_in_the_function_names_the_exception_and_its_message() -> None
         return {"r": data["a"] / 0}
 
     slot = Model("test", ADD_FIELDS, VERSION, broken).execute(data={"a": 1, "b": 2}, results={})["test"][VERSION]
-    assert slot["_error"].startswith("ZeroDivisionError: division by zero (test_seed_api.py:")
-    assert "\n" not in slot["_error"]
+    assert slot["_error"] == "division by zero"
+    assert slot["_errors"][0]["type"] == "ZeroDivisionError"
+    assert slot["_errors"][0]["at"].startswith("test_seed_api.py:")
     assert slot["_errors"][0]["field"] is None
 
 
@@ -232,3 +233,40 @@ def test_duplicate_ids_in_one_call_still_leave_exactly_one_current(db: Any) -> N
     docs = {doc["_current"]: doc for doc in db["results"].find({"id": {"$eq": "x"}})}
     assert sorted(docs) == [0, 1, 2]
     assert docs[0]["results"]["test1"][VERSION]["c"] == 4  # the last record of the call is the newest
+
+
+# -- error slots: the original's `_error`, plus `_errors` and `_status` -------------------------------------------
+
+
+def test_error_slots_hold_the_originals_message_and_the_models_status() -> None:
+    def hello(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        raise Exception("Hi! I am an error message")
+
+    results = Model("hi", {}, VERSION, hello, status="active").execute({}, {})
+    slot = results["hi"][VERSION]
+    assert slot["_error"] == "Hi! I am an error message" and slot["_status"] == "active"
+    assert slot["_errors"][0]["type"] == "Exception"
+    missing = Model("test", ADD_FIELDS, VERSION, add, status="active").execute({}, {})["test"][VERSION]
+    assert missing["_error"] == "Expected 'data' input 'a' not found; Expected 'data' input 'b' not found"
+    assert missing["_status"] == "active"
+
+
+def test_a_record_without_data_for_a_model_errors_that_slot_and_the_run_goes_on() -> None:
+    """The one deliberate difference from the original, which stopped the whole run with a KeyError."""
+    records = [{"id": 1, "data": {"test1": {VERSION: {"a": 1, "b": 2}}}}, {"id": 2}]
+    out = mlsm.RunModelsAll(three_models(status="active")[:2], records)
+    assert out[0]["results"]["test1"][VERSION] == {"c": 3, "_status": "active"}
+    assert out[0]["results"]["test2"][VERSION]["_error"] == (
+        "Expected 'data' input 'a' not found; Expected 'data' input 'b' not found"
+    )
+    assert out[1]["results"]["test1"][VERSION]["_status"] == "active"
+
+
+def test_stored_error_slots_carry_the_status(db: Any) -> None:
+    models = [Model("test1", ADD_FIELDS, VERSION, add, status="active")]
+    mlsm.RunModelsAll(models, [{"id": "e", "data": {}}], db=db, collection="results", dbIdentifier="id")
+    stored = db["results"].find_one({"id": {"$eq": "e"}})
+    assert stored["results"]["test1"][VERSION]["_status"] == "active"
+    assert stored["results"]["test1"][VERSION]["_error"] == (
+        "Expected 'data' input 'a' not found; Expected 'data' input 'b' not found"
+    )

@@ -84,7 +84,9 @@ def test_export_of_one_model_takes_each_ids_current_result_of_it(
     by_id = {d["id"]: d for d in docs}
     assert by_id["5"]["_run"] == "first" and by_id["5"]["_current"] == 1  # id 5's newest document lacks it
     assert list(by_id["5"]["results"]) == ["challenger"]
-    assert by_id["34"]["results"]["challenger"]["2.0"]["_error"].startswith("ValueError: challenger breaks")
+    error = by_id["34"]["results"]["challenger"]["2.0"]
+    assert error["_error"] == "challenger breaks on multiples of 17" and error["_status"] == "draft"
+    assert error["_errors"][0]["type"] == "ValueError"
 
 
 def test_export_csv_and_parquet_are_flat_with_a_column_per_result_key(
@@ -101,7 +103,9 @@ def test_export_csv_and_parquet_are_flat_with_a_column_per_result_key(
         assert float(by_id["50"]["champion@1.0.score"]) == 0.5
         assert by_id["50"]["champion@1.0.band"] == "low"
         assert json.loads(by_id["50"]["champion@1.0.tags"]) == ["a", "b"]
-        assert by_id["34"]["challenger@2.0._error"].startswith("ValueError")
+        assert by_id["34"]["challenger@2.0._error"] == "challenger breaks on multiples of 17"
+        assert by_id["34"]["challenger@2.0._status"] == "draft"  # an error slot's status is a column like the rest
+        assert json.loads(by_id["34"]["challenger@2.0._errors"])[0]["type"] == "ValueError"
         assert by_id["5"]["_run"] == "second"
     schema = pq.read_schema(tmp_path / "out.parquet")
     assert str(schema.field("champion@1.0.score").type) == "double"

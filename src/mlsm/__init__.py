@@ -9,7 +9,9 @@ from __future__ import annotations
 from .engine import Engine
 from .errors import (
     InputError,
+    InvalidId,
     MlsmError,
+    ModelCodeChanged,
     ModelDefinitionError,
     ModelLoadError,
     ModelTimeout,
@@ -43,8 +45,10 @@ __all__ = [
     "Engine",
     "Field",
     "InputError",
+    "InvalidId",
     "MlsmError",
     "Model",
+    "ModelCodeChanged",
     "ModelDefinitionError",
     "ModelLoadError",
     "ModelTimeout",

@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--junit-xml", metavar="FILE", help="also write the results as JUnit XML (for CI servers)")
     test.add_argument("--seed", type=int, default=0, help="the seed of the generated inputs (default 0)")
     test.add_argument(
+        "--extremes",
+        action="store_true",
+        help="also draw numbers of extreme magnitude for unbounded fields (int64 limits, float max, subnormals); "
+        "default: |x| <= 1e9",
+    )
+    test.add_argument(
         "--time-budget",
         type=_positive_float,
         default=None,
@@ -267,6 +273,12 @@ def _parser() -> argparse.ArgumentParser:
     _release_arguments(serve)
     serve.add_argument("--run-id", metavar="NAME", help="name the service's run (default: serve-<time>-<random>)")
     serve.add_argument("--no-access-log", action="store_true", help="no log line per request")
+    serve.add_argument(
+        "--strict-preflight",
+        action="store_true",
+        help="refuse the models (at start and on reload) when any model fails any preflight check, drafts included "
+        "(default: only an active model failing its basic example or every input, or unstorable on most)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     demo = commands.add_parser("demo", help="score 100,000 synthetic leads with the example models")
@@ -403,7 +415,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             info={"source": args.models, "store": store.url, "provenance": provenance, "executor": args.executor},
             resume_command=_resume_command(args),
             workers=args.workers,
-            engine_source=EngineSource(args.models, tuple(model.key for model in engine.all_models)),
+            engine_source=EngineSource.of_run(args.models, engine, provenance),
         )
         on_start = _announce if not args.json else None
         if args.executor == "ray":
@@ -472,7 +484,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 str(model.version),
                 model.status,
                 model.kind,
-                "yes" if model.batch else "no",
+                "yes" if model.scores_frames else "no",
                 origin,
                 fields or "-",
             )
@@ -527,25 +539,37 @@ def _cmd_test(args: argparse.Namespace) -> int:
         seed=args.seed,
         time_budget=args.time_budget or DEFAULT_TIME_BUDGET,
         golden_dir=golden_dir,
+        extremes=args.extremes,
     )
-    rows = [("MODEL", "STATUS", "RESULT", "EXAMPLES", "SLOWEST", "GOLDEN", "DETAIL")]
+    rows = [("MODEL", "STATUS", "RESULT", "EXAMPLES", "FAILING", "SLOWEST", "GOLDEN", "DETAIL")]
     for check in checks:
         report, failures = check.preflight, check.failures
         slowest = "-" if report.slowest is None else f"{max(report.slowest * 1000, 0.1):,.1f} ms"
         detail = failures[0].describe()[:160] if failures else ""
-        result = "pass" if check.passed else "FAIL"
         rows.append(
-            (check.model.key, check.model.status, result, str(report.examples), slowest, check.golden_summary, detail)
+            (
+                check.model.key,
+                check.model.status,
+                check.verdict,
+                str(report.examples),
+                str(report.failing),
+                slowest,
+                check.golden_summary,
+                detail,
+            )
         )
     _print_table(rows)
     failed = [check for check in checks if not check.passed]
     for check in failed:
-        print(f"\n{check.model.key} FAILED ({check.source})")
+        print(f"\n{check.model.key} FAILED ({check.source}): {check.preflight.outcome}")
+        print(f"  {check.deploy}")
         for failure in check.failures:
             print("  " + describe_failure(failure).replace("\n", "\n  "))
     if args.junit_xml:
         write_junit(Path(args.junit_xml), junit_cases(checks))
-    print(f"\n{len(checks) - len(failed)} of {len(checks)} models passed")
+    blocking = sum(1 for check in failed if check.blocking)
+    blocks = f"; {blocking} would block a deploy (mlsm serve refuses them)" if blocking else ""
+    print(f"\n{len(checks) - len(failed)} of {len(checks)} models passed{blocks}")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -561,20 +585,23 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    from .documents import encode
+    from .ids import normalize_id
     from .stores import open_store
 
+    id_value = normalize_id(args.id)  # the rule the id was stored by
     with open_store(args.store) as store:
         documents: list[dict[str, Any]]
         if args.history:
-            documents = store.history(args.id)
+            documents = store.history(id_value)
         else:
-            found = store.current(args.id)
+            found = store.current(id_value)
             documents = [found] if found else []
     if not documents:
-        print(f"mlsm: no results for id {args.id!r} in {store.url}", file=sys.stderr)
+        print(f"mlsm: no results for id {id_value!r} in {store.url}", file=sys.stderr)
         return EXIT_FAILED
     for document in documents:
-        print(json.dumps(document, ensure_ascii=False))
+        print(encode(document))
     return EXIT_OK
 
 
@@ -693,6 +720,8 @@ def _serve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, str | None
             options[name] = value
     if args.no_access_log:
         options["access_log"] = False
+    if args.strict_preflight:
+        options["strict_preflight"] = True
     settings = ServiceSettings(
         models=args.models,
         id_field=_id_field(args, project),

@@ -15,16 +15,20 @@ model source and input paths must exist on every node (a shared volume, or the j
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import pickle
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from . import errors
+from .documents import encode
 from .engine import Engine
 from .errors import MlsmError, RunError, StoreUnavailable
 from .readers import Reject, expand_inputs, open_input
@@ -109,7 +113,7 @@ class _Scorer:
     """The actor: loads the models once, then scores and stores one chunk per call."""
 
     def __init__(self, source: EngineSource, store_url: str, run_id: str, id_field: str, retry_seconds: float) -> None:
-        self.engine = source.build()
+        self.engine = source.build("a Ray actor")
         self.store = open_store(store_url)
         self.run_id, self.id_field, self.retry_seconds = run_id, id_field, retry_seconds
 
@@ -208,6 +212,9 @@ def run_on_ray(
     environment = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE, PYTHONBREAKPOINT) that outlive it
     if joined_here:
         logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's own progress chatter; errors still show
+        # Ray Data logs the stack trace of an error it then raises: the error reaches the caller anyway (an
+        # actor's refusal as its one line, see _mlsm_error_in), so not twice
+        logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
         try:
             ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -255,8 +262,11 @@ def run_on_ray(
         finally:
             if rejects_file is not None:
                 rejects_file.close()
-    except BaseException:
+    except BaseException as exc:
         _interrupted(store, run)
+        found = _mlsm_error_in(exc)
+        if found is not None:  # an actor refused (other code, models that do not load): its one line, not Ray's
+            raise found from exc
         raise
     finally:
         if joined_here:
@@ -271,10 +281,30 @@ def run_on_ray(
     return RunResult(run, time.monotonic() - started, scored_now)
 
 
+_RAISED = re.compile(r"^mlsm\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
+def _mlsm_error_in(exc: BaseException) -> MlsmError | None:
+    """The mlsm error an actor raised, from the Ray error that reports it (Ray keeps only its text), else None."""
+    if isinstance(exc, MlsmError) and type(exc).__module__ == "mlsm.errors":
+        return None  # raised here, already one line
+    found = _RAISED.findall(str(exc))
+    if not found:
+        return None
+    name, message = found[-1]
+    kind = getattr(errors, name, None)
+    if isinstance(kind, type) and issubclass(kind, MlsmError):
+        try:
+            return kind(message)
+        except TypeError:  # an error built from more than a message
+            pass
+    return MlsmError(message)
+
+
 def _absolute(source: EngineSource) -> EngineSource:
     """Actors may run elsewhere than here: a model file named relative to this directory, made absolute."""
     spec = source.spec
-    return EngineSource(str(Path(spec).resolve()), source.keys) if Path(spec).exists() else source
+    return dataclasses.replace(source, spec=str(Path(spec).resolve())) if Path(spec).exists() else source
 
 
 def _absolute_store(url: str) -> str:
@@ -291,10 +321,10 @@ def _total(marks: list[ChunkMark], reject_lines: list[int | str]) -> dict[str, A
         total.read += part.read
         total.scored += part.scored
         total.rejected += part.rejected
-        for key, (ok, errors) in part.models.items():
+        for key, (ok, failed) in part.models.items():
             tally = total.models.setdefault(key, [0, 0])
             tally[0] += ok
-            tally[1] += errors
+            tally[1] += failed
     total.reject_lines = reject_lines[:REJECT_LINES_KEPT]
     return total.to_dict()
 
@@ -302,7 +332,7 @@ def _total(marks: list[ChunkMark], reject_lines: list[int | str]) -> dict[str, A
 def _export_run(store: Store, run_id: str, output: str) -> None:
     with open(output, "w", encoding="utf-8") as handle:
         for document in store.run_documents(run_id):
-            handle.write(json.dumps(document, ensure_ascii=False) + "\n")
+            handle.write(encode(document) + "\n")
 
 
 def _interrupted(store: Store, run: RunRecord) -> None:

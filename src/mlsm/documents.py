@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Batch", "decode", "encode", "make_document", "ordered"]
+__all__ = ["Batch", "decode", "encode", "encode_value", "make_document", "ordered"]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -29,6 +29,12 @@ def encode(document: dict[str, Any]) -> str:
         return _ENCODER.encode(_repaired(document))
 
 
+def encode_value(value: Any) -> str:
+    """Any other JSON value in the documents' encoding (an envelope around documents, a flattened slot's list);
+    ``TypeError``/``ValueError`` when it cannot be encoded."""
+    return _ENCODER.encode(value)
+
+
 def _repaired(document: dict[str, Any]) -> dict[str, Any]:
     from .engine import error_slot
     from .outputs import BadOutput, clean_result
@@ -42,7 +48,9 @@ def _repaired(document: dict[str, Any]) -> dict[str, Any]:
                 _ENCODER.encode(cleaned)
                 fixed[str(version)] = cleaned
             except (BadOutput, TypeError, ValueError) as exc:
-                fixed[str(version)] = error_slot(f"bad output: {exc}")
+                status = slot.get("_status") if isinstance(slot, dict) else None
+                status = status if isinstance(status, str) else None  # the slot's own, when it still has one
+                fixed[str(version)] = error_slot(f"bad output: {exc}", status=status)
     return {**document, "results": results}
 
 

@@ -19,15 +19,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import ModelDefinitionError, ModelTimeout, SummaryModelListException
-from .fields import MISSING, ColumnResult, FieldCheck, FieldProblem, compile_fields
+from .fields import MISSING, MISSING_REQUIRED, ColumnResult, FieldCheck, FieldProblem, compile_fields
 from .models import STATUSES, Model, SummaryModel
 from .outputs import BadOutput, clean_result, clean_value
 from .timeouts import CallPool, ModelCaller, OnCall
 
-__all__ = ["LAYOUTS", "Engine", "error_slot", "run_single"]
+__all__ = ["LAYOUTS", "Engine", "describe_error", "error_slot", "run_single"]
 
 #: Record layouts: ``flat`` (each model reads its fields from the record) or the seed's ``nested``
 #: (``record['data'][model.name][model.version]``).
@@ -52,26 +53,77 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def error_slot(message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A result slot for a model that could not produce a result."""
-    return {"_error": message, "_errors": errors if errors is not None else [{"field": None, "problem": message}]}
+def error_slot(message: str, errors: list[dict[str, Any]] | None = None, *, status: str | None) -> dict[str, Any]:
+    """A result slot for a model that could not produce a result: ``_error`` (``message``), ``_errors`` (the
+    structured problems; by default one without a field) and the model's ``_status`` (left out when None)."""
+    slot: dict[str, Any] = {"_error": message}
+    slot["_errors"] = errors if errors is not None else [{"field": None, "problem": message}]
+    if status is not None:
+        slot["_status"] = status
+    return slot
 
 
-def _invalid_slot(problems: list[tuple[str, str]]) -> dict[str, Any]:
-    text = "; ".join(f"field {name!r}: {problem}" for name, problem in problems)
-    return error_slot(f"invalid input: {text}", [{"field": name, "problem": problem} for name, problem in problems])
+def describe_error(slot: Mapping[str, Any]) -> str:
+    """One line for people about an error slot: ``ValueError: bad value (models.py:24)`` for an exception (its
+    type, message and place), else the slot's ``_error`` itself."""
+    errors = slot.get("_errors")
+    first = errors[0] if isinstance(errors, list) and len(errors) == 1 and isinstance(errors[0], dict) else {}
+    kind = first.get("type")
+    if not kind:
+        return str(slot.get("_error"))
+    message = " ".join(str(first.get("problem", "")).split())
+    text = f"{kind}: {message}" if message else str(kind)
+    return text + (f" ({first['at']})" if first.get("at") else "")
 
 
-def _exception_slot(exc: BaseException) -> dict[str, Any]:
+def _invalid_slot(problems: list[tuple[str, str]], status: str) -> dict[str, Any]:
+    """The slot of a model whose fields are missing or invalid.
+
+    A required field without a value reads as the original package wrote it (``Expected 'data' input 'NAME' not
+    found``); the problems the original never checked follow as ``invalid input: field 'x': ...``; all joined by
+    ``"; "``, missing fields first.
+    """
+    parts = [f"Expected 'data' input '{name}' not found" for name, problem in problems if problem == MISSING_REQUIRED]
+    invalid = [f"field {name!r}: {problem}" for name, problem in problems if problem != MISSING_REQUIRED]
+    if invalid:
+        parts.append("invalid input: " + "; ".join(invalid))
+    errors = [{"field": name, "problem": problem} for name, problem in problems]
+    return error_slot("; ".join(parts), errors, status=status)
+
+
+def _exception_slot(exc: BaseException, step: _Step) -> dict[str, Any]:
+    """The slot of a model whose call raised: ``_error`` is ``str(exc)`` exactly, as the original package wrote it;
+    ``_errors`` adds the exception's ``type`` and where it was raised (``at``, ``file:line``)."""
+    status = step.model.status
     if isinstance(exc, ModelTimeout):  # raised by mlsm, not the model: its place in our code says nothing
-        return error_slot(str(exc))
-    message = " ".join(str(exc).split())
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        return error_slot(str(exc), status=status)
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ is the model's failure too, never the engine's
+        message = f"<{type(exc).__name__} that cannot be shown>"
+    problem = {"field": None, "problem": message, "type": type(exc).__name__, "at": _raised_at(exc)}
+    return error_slot(message, [problem], status=status)
+
+
+def _raised_at(exc: BaseException) -> str | None:
+    """``file:line`` of the deepest frame of the model's own code in the traceback (not mlsm, the standard
+    library or installed packages), else of the deepest frame; None without a traceback."""
     frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        last = frames[-1]
-        text += f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
-    return error_slot(text)
+    if not frames:
+        return None
+    chosen = next((frame for frame in reversed(frames) if _is_user_file(frame.filename)), frames[-1])
+    return f"{chosen.filename.rsplit('/', 1)[-1]}:{chosen.lineno}"
+
+
+@functools.lru_cache(maxsize=256)
+def _is_user_file(filename: str) -> bool:
+    from .provenance import is_library_file
+
+    path = Path(filename)
+    return path.is_file() and not path.resolve().is_relative_to(_PACKAGE) and not is_library_file(path)
+
+
+_PACKAGE = Path(__file__).resolve().parent
 
 
 @dataclass(eq=False)
@@ -87,7 +139,7 @@ class _Step:
 
     @property
     def batch(self) -> bool:
-        return bool(getattr(self.model, "batch", False)) and not self.summary
+        return self.model.scores_frames
 
 
 class Engine:
@@ -227,7 +279,7 @@ class Engine:
                 for row, slot in zip(valid, slots):
                     full[row] = slot
                 for row, problems in bad.items():
-                    full[row] = _invalid_slot(problems)
+                    full[row] = _invalid_slot(problems, step.model.status)
                 slots = full
             name, version = step.model.name, step.model.version
             if name in seen_names:
@@ -315,7 +367,7 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
             built[shape] = k
             data = f"(data{k} := {literal}).copy()"
         lines.append(f"    if problems is not None and not idx{k}.isdisjoint(problems):")
-        lines.append(f"        slot = invalid(problems, pairs{k})")
+        lines.append(f"        slot = invalid(problems, pairs{k}, status{k})")
         if step.batch:
             lines.append("    else:")
             if reuse_frame:  # valid exactly when the first model with these fields was: its frame exists
@@ -331,7 +383,7 @@ def _compile_record_path(checks: list[FieldCheck], steps: list[_Step]) -> Callab
             lines.append("        try:")
             lines.append(f"            out = fcn{k}(data={data}, results=results)")
             lines.append("        except (Exception, SystemExit) as exc:")
-            lines.append("            slot = exception_slot(exc)")
+            lines.append(f"            slot = exception_slot(exc, step{k})")
             lines.append("        else:")
             lines.append("            if out.__class__ is dict:")
             lines.append("                for key, value in out.items():")
@@ -393,8 +445,8 @@ def _fast_test(check: FieldCheck, i: int, env: dict[str, Any]) -> str:
     return ""
 
 
-def _invalid_from(problems: dict[int, str], pairs: tuple[tuple[str, int], ...]) -> dict[str, Any]:
-    return _invalid_slot([(name, problems[i]) for name, i in pairs if i in problems])
+def _invalid_from(problems: dict[int, str], pairs: tuple[tuple[str, int], ...], status: str) -> dict[str, Any]:
+    return _invalid_slot([(name, problems[i]) for name, i in pairs if i in problems], status)
 
 
 def _finish_output(output: Any, status: str) -> dict[str, Any]:
@@ -402,7 +454,7 @@ def _finish_output(output: Any, status: str) -> dict[str, Any]:
     try:
         slot = clean_result(output)
     except BadOutput as exc:
-        return error_slot(f"bad output: {exc}")
+        return error_slot(f"bad output: {exc}", status=status)
     slot["_status"] = status
     return slot
 
@@ -436,7 +488,8 @@ def _score_nested(step: _Step, record: Mapping[str, Any], results: dict[str, Any
 
 def _score_one(step: _Step, source: Mapping[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(source, Mapping):
-        return error_slot(f"invalid input: expected a dict of fields, got {type(source).__name__}")
+        message = f"invalid input: expected a dict of fields, got {type(source).__name__}"
+        return error_slot(message, status=step.model.status)
     data: dict[str, Any] = {}
     bad: list[tuple[str, str]] = []
     for check in step.checks:
@@ -445,7 +498,7 @@ def _score_one(step: _Step, source: Mapping[str, Any], results: dict[str, Any]) 
         except FieldProblem as exc:
             bad.append((check.name, exc.problem))
     if bad:
-        return _invalid_slot(bad)
+        return _invalid_slot(bad, step.model.status)
     if step.batch:
         return _call_batch(step, _frame_from_record(step, data), 1)[0]
     return _call_record(step, data, results)
@@ -455,7 +508,7 @@ def _call_record(step: _Step, data: dict[str, Any], results: dict[str, Any]) -> 
     try:
         output = step.call(data=data, results=results)
     except (Exception, SystemExit) as exc:
-        return _exception_slot(exc)
+        return _exception_slot(exc, step)
     return _output_slot(step, output)
 
 
@@ -465,7 +518,7 @@ def _record_slot(step: _Step, outcome: tuple[bool, Any, float]) -> dict[str, Any
     if ok:
         return _output_slot(step, value)
     if isinstance(value, (Exception, SystemExit)):
-        return _exception_slot(value)
+        return _exception_slot(value, step)
     raise value  # KeyboardInterrupt and the like are not a model's failure
 
 
@@ -473,7 +526,7 @@ def _output_slot(step: _Step, output: Any) -> dict[str, Any]:
     try:
         slot = clean_result(output)
     except BadOutput as exc:
-        return error_slot(f"bad output: {exc}")
+        return error_slot(f"bad output: {exc}", status=step.model.status)
     slot["_status"] = step.model.status
     return slot
 
@@ -486,21 +539,22 @@ def _call_batch(step: _Step, frame: Any, count: int) -> list[dict[str, Any]]:
     if count == 0:
         return []
     model = step.model
+    status = model.status
     try:
         output = step.call(frame)
     except (Exception, SystemExit) as exc:
-        slot = _exception_slot(exc)
-        return [dict(slot) for _ in range(count)]
+        slot = _exception_slot(exc, step)
+        return [{**slot, "_errors": [dict(error) for error in slot["_errors"]]} for _ in range(count)]
     if not isinstance(output, pd.DataFrame):
         message = f"bad output: expected a pandas DataFrame with {count} rows, got {type(output).__name__}"
-        return [error_slot(message) for _ in range(count)]
+        return [error_slot(message, status=status) for _ in range(count)]
     if len(output) != count:
         message = f"bad output: expected a DataFrame with {count} rows (one per input row), got {len(output)}"
-        return [error_slot(message) for _ in range(count)]
+        return [error_slot(message, status=status) for _ in range(count)]
     keys = list(output.columns)
     bad_key = next((key for key in keys if not isinstance(key, str)), None)
     if bad_key is not None:
-        return [error_slot(f"bad output: column name {bad_key!r} is not a string") for _ in range(count)]
+        return [error_slot(f"bad output: column name {bad_key!r} is not a string", status=status) for _ in range(count)]
     row_errors: dict[int, str] = {}
     columns: list[list[Any]] = []
     for key in keys:
@@ -526,7 +580,7 @@ def _call_batch(step: _Step, frame: Any, count: int) -> list[dict[str, Any]]:
             columns.append(values)
     slots = _slot_builder(tuple(keys))(columns, model.status, count)
     for row, problem in row_errors.items():
-        slots[row] = error_slot(problem)
+        slots[row] = error_slot(problem, status=status)
     return slots
 
 

@@ -6,11 +6,13 @@ Setup problems raise; per-record problems never do (they are data in the results
     ├── ModelDefinitionError
     │   └── SummaryModelListException
     ├── ModelLoadError
-    │   └── ProjectError
+    │   ├── ProjectError
+    │   └── ModelCodeChanged
     ├── UnreleasedModelError
     ├── ModelTimeout
     ├── InputError
-    │   └── UnknownIdField
+    │   ├── UnknownIdField
+    │   └── InvalidId
     ├── StoreError
     │   ├── StoreConfigError
     │   └── StoreUnavailable
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 __all__ = [
     "InputError",
+    "InvalidId",
     "MlsmError",
+    "ModelCodeChanged",
     "ModelDefinitionError",
     "ModelLoadError",
     "ModelTimeout",
@@ -69,6 +73,10 @@ class ProjectError(ModelLoadError):
     """A project file (``mlsm.toml``) is invalid, or one of its model sources cannot be fetched or pinned."""
 
 
+class ModelCodeChanged(ModelLoadError):
+    """A process loading a run's models again (a worker, a Ray actor) found other code than the run recorded."""
+
+
 class UnreleasedModelError(MlsmError):
     """An ``active`` model comes from unreleased code (a non-release branch or uncommitted changes)."""
 
@@ -83,6 +91,16 @@ class InputError(MlsmError):
 
 class UnknownIdField(InputError):
     """The id field named for a run is not in the input."""
+
+
+class InvalidId(InputError):
+    """A value that cannot be a record id; ``reason`` completes "the id ..." and ``missing`` tells a value that is
+    absent or blank from one that is unusable (a batch run rejects its row, the service answers 422)."""
+
+    def __init__(self, reason: str, *, missing: bool = False) -> None:
+        super().__init__(f"the id {reason}")
+        self.reason = reason
+        self.missing = missing
 
 
 class StoreError(MlsmError):

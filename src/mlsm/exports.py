@@ -9,11 +9,11 @@ pass can stream rows without holding the export in memory.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .documents import encode, encode_value
 from .errors import InputError
 from .stores.base import Store, split_model
 
@@ -41,7 +41,7 @@ def _flat(document: dict[str, Any], id_field: str) -> dict[str, Any]:
         for version, slot in versions.items():
             for key, value in slot.items():
                 if isinstance(value, (dict, list)):
-                    value = json.dumps(value, ensure_ascii=False)
+                    value = encode_value(value)
                 row[f"{name}@{version}.{key}"] = value
     return row
 
@@ -63,7 +63,7 @@ def export_results(store: Store, output: str | Path, *, model: str | None = None
         count = 0
         with open(path, "w", encoding="utf-8") as handle:
             for document in _documents(store, model):
-                handle.write(json.dumps(document, ensure_ascii=False) + "\n")
+                handle.write(encode(document) + "\n")
                 count += 1
         return count
     columns, kinds, id_field = _scan(store, model)
@@ -125,7 +125,7 @@ def _write_parquet(
             for name in strings & row.keys():
                 value = row[name]
                 if value is not None and not isinstance(value, str):
-                    row[name] = json.dumps(value)  # a column of mixed types becomes text
+                    row[name] = encode_value(value)  # a column of mixed types becomes text
             rows.append(row)
             if len(rows) == 10_000:
                 writer.write_table(pa.Table.from_pylist(rows, schema=schema))

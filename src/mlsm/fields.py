@@ -31,7 +31,16 @@ import numpy as np
 
 from .errors import ModelDefinitionError
 
-__all__ = ["MISSING", "ColumnResult", "Field", "FieldCheck", "FieldProblem", "as_field", "show_value"]
+__all__ = [
+    "MISSING",
+    "MISSING_REQUIRED",
+    "ColumnResult",
+    "Field",
+    "FieldCheck",
+    "FieldProblem",
+    "as_field",
+    "show_value",
+]
 
 
 class _Missing:
@@ -47,6 +56,9 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+#: The problem of a required field without a value (a result slot words it as the original package did).
+MISSING_REQUIRED = "missing (required)"
 
 # ASCII whitespace and digits only: Python's str.strip(), \s and \d know more than Arrow's kernels, and both paths
 # must agree value for value
@@ -127,16 +139,34 @@ class Field:
             parts.append(f"default={self.default!r}")
         return f"Field({', '.join(parts)})"
 
-    def describe(self) -> str:
-        """Short human description: ``int >=0``, ``str in [A, B]``, ``float?`` (optional)."""
-        text = getattr(self.type, "__name__", repr(self.type))
+    def to_dict(self) -> dict[str, Any]:
+        """The field's rules as data, the one description every view renders (``mlsm models``, ``/v1/models``,
+        OpenAPI): ``type``, ``required`` (a record without a value gets ``_error`` in the model's slot: not
+        :attr:`optional`), and ``nullable``, ``ge``, ``le``, ``choices``, ``default`` when set."""
+        info: dict[str, Any] = {"type": getattr(self.type, "__name__", repr(self.type)), "required": not self.optional}
+        if self.nullable:
+            info["nullable"] = True
         if self.ge is not None:
-            text += f" >={self.ge}"
+            info["ge"] = self.ge
         if self.le is not None:
-            text += f" <={self.le}"
+            info["le"] = self.le
         if self.choices is not None:
-            text += " in [" + ", ".join(str(c) for c in self.choices) + "]"
-        if self.optional:
+            info["choices"] = list(self.choices)
+        if self.default is not MISSING:
+            info["default"] = self.default
+        return info
+
+    def describe(self) -> str:
+        """Short human description of :meth:`to_dict`: ``int >=0``, ``str in [A, B]``, ``float?`` (optional)."""
+        info = self.to_dict()
+        text = str(info["type"])
+        if "ge" in info:
+            text += f" >={info['ge']}"
+        if "le" in info:
+            text += f" <={info['le']}"
+        if "choices" in info:
+            text += " in [" + ", ".join(str(c) for c in info["choices"]) + "]"
+        if not info["required"]:
             text += "?"
         return text
 
@@ -225,7 +255,7 @@ class FieldCheck:
             return field.default
         if not field.required or field.nullable:
             return None
-        raise FieldProblem("missing (required)")
+        raise FieldProblem(MISSING_REQUIRED)
 
     def _to_instance(self, value: Any) -> Any:
         if isinstance(value, self.field.type):

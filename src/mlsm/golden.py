@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import Engine
+from .engine import Engine, describe_error
 from .models import Model
 from .preflight import upstream_of
 
@@ -165,7 +165,7 @@ def check_golden(model: Model, models: Sequence[Model], path: Path) -> GoldenChe
     for number, (case, slot) in enumerate(zip(cases, slots), 1):
         name = f"case {number}" + (f" (id {case['id']})" if case.get("id") is not None else "")
         if "_error" in slot:
-            result.mismatches.append(f"{name}: expected an output, got error: {slot['_error']}")
+            result.mismatches.append(f"{name}: expected an output, got error: {describe_error(slot)}")
             continue
         actual = {key: value for key, value in slot.items() if key != "_status"}
         found = compare_output(case["output"], actual, tolerance["rel"], tolerance["abs"])

@@ -22,6 +22,7 @@ from types import ModuleType
 
 from .errors import ModelLoadError
 from .models import Model
+from .provenance import code_digest
 
 __all__ = ["LoadedModels", "load_models"]
 
@@ -37,6 +38,7 @@ class LoadedModels:
     module: ModuleType
     path: Path | None  # the file, when there is one
     helpers: dict[str, Path] = field(default_factory=dict)  # modules the file imported from its own folder
+    digest: str | None = None  # the code hash of the bytes the file's import ran (None for a dotted module)
 
 
 def load_models(spec: str, *, search: Path | None = None) -> LoadedModels:
@@ -48,17 +50,19 @@ def load_models(spec: str, *, search: Path | None = None) -> LoadedModels:
     """
     path = Path(spec)
     helpers: dict[str, Path] = {}
+    digest = None
     if spec.endswith(".py") or path.exists():
-        module = _import_file(path, spec, helpers)
+        module, digest = _import_file(path, spec, helpers)
     else:
         module = _import_module(spec, search, helpers)
     models = _collect(module, spec)
     file = getattr(module, "__file__", None)
     helpers.pop(module.__name__, None)  # the models file itself is not its own helper
-    return LoadedModels(models, spec, module, Path(file).resolve() if file else None, helpers)
+    return LoadedModels(models, spec, module, Path(file).resolve() if file else None, helpers, digest)
 
 
-def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> ModuleType:
+def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> tuple[ModuleType, str]:
+    """The module a models file defines, and the code hash of the very bytes it ran."""
     if not path.exists():
         raise ModelLoadError(f"cannot load models from {spec!r}: no such file")
     if path.is_dir():
@@ -78,8 +82,11 @@ def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> ModuleType:
     sys.modules[name] = module
     before = set(sys.modules)
     try:
-        # compiled from the file's bytes as they are now, never from a cached .pyc (see _no_bytecode_cache)
-        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        # compiled from the file's bytes as they are now, never from a cached .pyc (see _no_bytecode_cache);
+        # hashed from those same bytes, so an edit after this read never passes for the code that runs
+        source = path.read_bytes()
+        digest = code_digest([source])
+        code = compile(source, str(path), "exec", dont_inherit=True)
         with _no_bytecode_cache():
             exec(code, module.__dict__)
     except BaseException as exc:
@@ -93,7 +100,7 @@ def _import_file(path: Path, spec: str, helpers: dict[str, Path]) -> ModuleType:
         except ValueError:
             pass
         helpers.update(_forget_helpers(set(sys.modules) - before, path.parent))
-    return module
+    return module, digest
 
 
 @contextmanager

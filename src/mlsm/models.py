@@ -44,6 +44,12 @@ class Model:
         self.batch = batch
 
     @property
+    def scores_frames(self) -> bool:
+        """True when the engine calls ``fcn`` with a DataFrame of many rows: ``batch=True`` on a plain model (a
+        summary model always runs per record). The one answer to "is this a batch model" for every path."""
+        return bool(getattr(self, "batch", False)) and not isinstance(self, SummaryModel)
+
+    @property
     def key(self) -> str:
         """``name@version``: how a model is named in messages, counts and the CLI."""
         return f"{self.name}@{self.version}"
@@ -58,12 +64,13 @@ class Model:
 
         return run_single(self, data, results)
 
-    def test(self, examples: int | None = None) -> bool:
-        """Preflight the model as ``mlsm test`` does (``examples`` inputs generated from its fields, default 100);
-        False when it raises, returns what a run cannot store, or exceeds the time budget on one of them."""
+    def test(self, examples: int | None = None, *, extremes: bool = False) -> bool:
+        """Preflight the model as ``mlsm test`` does (its basic example, then ``examples`` inputs generated from its
+        fields, default 100, numbers of realistic magnitude unless ``extremes``); False when it raises, returns what
+        a run cannot store, or exceeds the time budget on one of them."""
         from .preflight import preflight_model
 
-        return preflight_model(self, examples=examples).passed
+        return preflight_model(self, examples=examples, extremes=extremes).passed
 
 
 class SummaryModel(Model):

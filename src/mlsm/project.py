@@ -103,6 +103,7 @@ class ModelSource:
     file: str | None = None  # git: the models file inside the repository
     module: ModuleType | None = field(default=None, repr=False)  # the module the models were imported in
     helpers: dict[str, Path] = field(default_factory=dict, repr=False)  # modules it imported from its folder
+    digest: str | None = None  # the code hash of the bytes its models file's import ran
 
     @property
     def label(self) -> str:
@@ -145,6 +146,10 @@ class ModelSet:
         """Each model's key and the file it was loaded from (for provenance)."""
         return {model.key: source.path for source in self.sources for model in source.models}
 
+    def digests(self) -> dict[Path, str]:
+        """Each models file and the code hash of the bytes its import ran (what provenance records for it)."""
+        return {source.path: source.digest for source in self.sources if source.path and source.digest}
+
     def origins(self) -> dict[str, dict[str, Any]]:
         """Each model's key and its source's description (for provenance)."""
         return {model.key: source.origin() for source in self.sources for model in source.models}
@@ -164,7 +169,9 @@ def load_model_set(spec: str, *, cache_dir: Path | None = None) -> ModelSet:
         return load_project(Path(spec), cache_dir=cache_dir)
     loaded = load_models(spec)
     kind = "path" if loaded.path is not None and (spec.endswith(".py") or Path(spec).exists()) else "module"
-    source = ModelSource(kind, spec, list(loaded.models), loaded.path, module=loaded.module, helpers=loaded.helpers)
+    source = ModelSource(
+        kind, spec, list(loaded.models), loaded.path, module=loaded.module, helpers=loaded.helpers, digest=loaded.digest
+    )
     return ModelSet(list(loaded.models), [source])
 
 
@@ -303,8 +310,9 @@ def _load_source(path: Path, number: int, entry: dict[str, Any], base: Path, cac
         except ModelLoadError as exc:
             raise ModelLoadError(f"{where}: {exc}") from exc
         return ModelSource(
-            "path", entry["path"], list(loaded.models), loaded.path, name, module=loaded.module, helpers=loaded.helpers
-        )
+            "path", entry["path"], list(loaded.models), loaded.path, name, module=loaded.module, helpers=loaded.helpers,
+            digest=loaded.digest,
+        )  # fmt: skip
     if kind == "module":
         try:
             loaded = load_models(entry["module"], search=base)  # this file's folder is importable while it loads
@@ -312,7 +320,7 @@ def _load_source(path: Path, number: int, entry: dict[str, Any], base: Path, cac
             raise ModelLoadError(f"{where}: {exc}") from exc
         return ModelSource(
             "module", entry["module"], list(loaded.models), loaded.path, name, module=loaded.module,
-            helpers=loaded.helpers,
+            helpers=loaded.helpers, digest=loaded.digest,
         )  # fmt: skip
     url = entry["git"]
     checkout, commit = fetch_git_source(
@@ -333,7 +341,7 @@ def _load_source(path: Path, number: int, entry: dict[str, Any], base: Path, cac
         raise ModelLoadError(f"{url} at {entry.get('tag') or commit[:12]}: {exc}") from exc
     return ModelSource(
         "git", url, list(loaded.models), loaded.path, name or _repo_name(url), entry.get("tag"), commit, inner,
-        module=loaded.module, helpers=loaded.helpers,
+        module=loaded.module, helpers=loaded.helpers, digest=loaded.digest,
     )  # fmt: skip
 
 

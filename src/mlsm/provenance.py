@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnreleasedModelError
+from .errors import ModelCodeChanged, UnreleasedModelError
 from .git import TreeState, find_repository, is_tracked, tree_state
 from .models import Model
 
@@ -37,10 +37,14 @@ __all__ = [
     "KEY_LIBRARIES",
     "ReleasePolicy",
     "Unreleased",
+    "check_same_code",
+    "code_digest",
     "collect_provenance",
     "environment",
     "file_digest",
     "find_unreleased",
+    "is_library_file",
+    "model_digests",
     "parse_patterns",
     "release_gate",
     "release_policy",
@@ -112,13 +116,20 @@ class ReleasePolicy:
 # -- what a model's code is ---------------------------------------------------------------------------------------
 
 
-def _library_folders() -> list[Path]:
+@functools.lru_cache(maxsize=1)
+def _library_folders() -> tuple[Path, ...]:
     folders = set()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         value = sysconfig.get_paths().get(key)
         if value:
             folders.add(Path(value).resolve())
-    return sorted(folders)
+    return tuple(sorted(folders))
+
+
+def is_library_file(path: Path) -> bool:
+    """True for a file of the standard library or of an installed package, not of the user's own code."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(folder) for folder in _library_folders())
 
 
 def source_file(model: Model, default: Path | None = None) -> Path | None:
@@ -143,18 +154,61 @@ def source_file(model: Model, default: Path | None = None) -> Path | None:
     if not name:
         return default
     path = Path(name).resolve()
-    if not path.is_file() or any(path.is_relative_to(folder) for folder in _library_folders()):
+    if not path.is_file() or is_library_file(path):
         return default
     return path
 
 
-def file_digest(path: Path) -> str:
-    """``sha256:<hex>`` of a file's bytes."""
+def code_digest(parts: Iterable[bytes]) -> str:
+    """``sha256:<hex>`` of bytes given in parts: the one hash mlsm records for code (a file, or a set of files)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for part in parts:
+        digest.update(part)
     return "sha256:" + digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """:func:`code_digest` of a file's bytes, read in blocks."""
+    with open(path, "rb") as handle:
+        return code_digest(iter(lambda: handle.read(1 << 20), b""))
+
+
+def model_digests(
+    models: Sequence[Model],
+    *,
+    default_files: Mapping[str, Path | None] | None = None,
+    loaded: Mapping[Path, str] | None = None,
+) -> dict[str, tuple[Path | None, str | None]]:
+    """Each model's key, source file and code hash (None without a file): the hash provenance records and that
+    worker processes check. ``loaded`` maps files to the hash of the bytes an import actually ran (a models file
+    edited since it was imported keeps the hash of the code that runs)."""
+    digests: dict[Path, str] = dict(loaded or {})
+    found: dict[str, tuple[Path | None, str | None]] = {}
+    for model in models:
+        path = source_file(model, (default_files or {}).get(model.key))
+        if path is not None and path not in digests:
+            digests[path] = file_digest(path)
+        found[model.key] = (path, digests[path] if path is not None else None)
+    return found
+
+
+def check_same_code(
+    recorded: Mapping[str, str], models: Mapping[str, tuple[Path | None, str | None]], who: str
+) -> None:
+    """``ModelCodeChanged`` (one line) when a model's code hash differs from the one a run recorded for it.
+
+    ``models`` is what :func:`model_digests` found where the models were loaded again (``who``: "a worker process",
+    "a Ray actor"), so results are never attributed to code other than the code that produced them.
+    """
+    for key, (path, digest) in models.items():
+        expected = recorded.get(key)
+        if expected is not None and digest != expected:
+            found = digest[7:19] if digest else "none"
+            raise ModelCodeChanged(
+                f"{who} loaded other code for model {key!r} than this run recorded ({path}: sha256 {found}, "
+                f"the run has {expected[7:19]}): the file changed after the run started; the run stops so that no "
+                "result is attributed to code that did not produce it; start the run again"
+            )
 
 
 def environment() -> dict[str, Any]:
@@ -181,26 +235,25 @@ def collect_provenance(
     *,
     default_files: Mapping[str, Path | None] | None = None,
     origins: Mapping[str, Mapping[str, Any]] | None = None,
+    loaded: Mapping[Path, str] | None = None,
 ) -> dict[str, Any]:
     """Provenance of a model set: ``{"mlsm", "python", ..., "libraries", "models": {name@version: entry}}``.
 
     ``default_files`` maps a model key to the file it was loaded from (used when its function is not defined in a
-    user file); ``origins`` maps a model key to where a project took it from (recorded as ``origin``). An entry
+    user file); ``origins`` maps a model key to where a project took it from (recorded as ``origin``); ``loaded``
+    maps a file to the hash of the bytes its import ran (see :func:`model_digests`). An entry
     holds ``status``, ``kind``, ``source``, ``sha256`` and, in a git working tree, ``git`` (root, commit, branch,
     tags, dirty) and ``tracked``.
     """
     states: dict[Path, TreeState] = {}
-    digests: dict[Path, str] = {}
     tracked: dict[Path, bool] = {}
     entries: dict[str, Any] = {}
+    code = model_digests(models, default_files=default_files, loaded=loaded)
     for model in models:
-        default = (default_files or {}).get(model.key)
-        path = source_file(model, default)
+        path, digest = code[model.key]
         entry: dict[str, Any] = {"status": model.status, "kind": model.kind, "source": str(path) if path else None}
         if path is not None:
-            if path not in digests:
-                digests[path] = file_digest(path)
-            entry["sha256"] = digests[path]
+            entry["sha256"] = digest
             root = find_repository(path)
             if root is not None:
                 if root not in states:
@@ -315,7 +368,9 @@ def release_gate(
     """
     if policy is None:
         policy = model_set.settings.release
-    provenance = collect_provenance(model_set.models, default_files=model_set.files(), origins=model_set.origins())
+    provenance = collect_provenance(
+        model_set.models, default_files=model_set.files(), origins=model_set.origins(), loaded=model_set.digests()
+    )
     found = find_unreleased(provenance, policy)
     if found and not allow_unreleased:
         message = found[0].line(policy)

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import InputError, UnknownIdField
+from .errors import InputError, InvalidId, UnknownIdField
 from .fields import MISSING
+from .ids import normalize_id
 
 __all__ = [
     "FORMATS",
@@ -39,7 +40,6 @@ __all__ = [
     "Reject",
     "SeveralFiles",
     "expand_inputs",
-    "id_text",
     "open_input",
     "open_inputs",
 ]
@@ -90,27 +90,6 @@ class Chunk:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-def id_text(value: Any) -> str | None:
-    """An id as stored (text), or None when the value is not a usable id."""
-    if value is None or value is MISSING:
-        return None
-    kind = type(value)
-    if kind is str:
-        text = value.strip()
-        return text or None
-    if kind is bool:
-        return None
-    if kind is int:
-        return str(value)
-    if kind is float:
-        if value != value:
-            return None
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, (int, float)):
-        return id_text(value.item() if hasattr(value, "item") else float(value))
-    return None
 
 
 class Reader:
@@ -447,10 +426,11 @@ class _ChunkBuilder:
             numbers, positions = numbers[start:], positions[start:]
         keep = []
         for i, value in enumerate(batch.column(self.reader.id_field).to_pylist()):
-            text = id_text(value)
-            if text is None:
+            try:
+                text = normalize_id(value)
+            except InvalidId as exc:
                 record = batch.slice(i, 1).to_pylist()[0]
-                reject = Reject(numbers[i], f"no id: field {self.reader.id_field!r} is empty", record)
+                reject = Reject(numbers[i], _id_reject(self.reader.id_field, exc, "is empty"), record)
                 self.rejects.append((positions[i], reject))
             else:
                 keep.append(i)
@@ -471,9 +451,10 @@ class _ChunkBuilder:
             self.position = max(self.position, position)
             if position <= self.reader.skip:
                 continue
-            text = id_text(record.get(self.reader.id_field))
-            if text is None:
-                reason = f"no id: field {self.reader.id_field!r} is missing or empty"
+            try:
+                text = normalize_id(record.get(self.reader.id_field))
+            except InvalidId as exc:
+                reason = _id_reject(self.reader.id_field, exc, "is missing or empty")
                 self.rejects.append((position, Reject(number, reason, record)))
                 continue
             kept.append(record)
@@ -528,6 +509,13 @@ class _ChunkBuilder:
             elif parts:
                 columns[name] = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
         return columns
+
+
+def _id_reject(id_field: str, exc: InvalidId, blank: str) -> str:
+    """A reject's reason for a row whose id the id rule refused (``blank``: how this format's empty id reads)."""
+    if exc.missing:
+        return f"no id: field {id_field!r} {blank}"
+    return f"bad id: field {id_field!r} {exc.reason}"
 
 
 def _list(names: list[str], limit: int = 20) -> str:

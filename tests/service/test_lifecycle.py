@@ -17,7 +17,7 @@ import pytest
 from mlsm.service.settings import ServiceSettings
 from mlsm.stores import open_store
 
-from ..conftest import GitRepo, model_source, run_mlsm
+from ..conftest import CliResult, GitRepo, model_source, run_mlsm
 from .conftest import Server, in_process
 
 pytestmark = pytest.mark.anyio
@@ -211,6 +211,22 @@ async def test_settings_a_reload_cannot_apply_are_named_in_its_answer(
             "[service] batch_max_size changed in the project file: it takes effect when mlsm serve restarts"
         ]
         assert service.events("restart_needed")[0]["message"] == reloaded.json()["notes"][0]
+
+
+def test_strict_preflight_in_the_projects_service_table_refuses_any_failure(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    draft = model_source("ratio", "1", status="draft", score="1 / data['a']")  # fails on a=0: would serve
+    (tmp_path / "models.py").write_text(textwrap.dedent(draft))
+    project = tmp_path / "mlsm.toml"
+    project.write_text(
+        '[[models]]\npath = "models.py"\n\n[defaults]\nid_field = "id"\n\n[service]\nstrict_preflight = true\n'
+    )
+    result = cli("serve", project)
+    assert result.code == 2
+    lines = [line for line in result.err.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1 and lines[0].startswith("mlsm: error: 1 of 1 models failed their preflight: ratio@1: ")
+    assert "(--strict-preflight refuses any failure)" in lines[0]
 
 
 async def test_a_dotted_module_is_imported_afresh_on_reload(

@@ -1,4 +1,4 @@
-"""Hot reload in-process: a new set swaps in only when it imports, plans and passes every preflight."""
+"""Hot reload in-process: a new set swaps in only when it imports, plans, and no preflight refuses it."""
 
 from __future__ import annotations
 
@@ -50,12 +50,12 @@ async def test_a_good_reload_swaps_the_whole_set_and_models_shows_it(
             textwrap.dedent(MODELS) + "\nduplicate = Model('adder', {'a': int}, VERSION, add)\n",
             "duplicate model 'adder@1' in one run",
         ),
-        (
-            MODELS.replace('return {"d": data["a"] * 2}', 'return {"d": 10 / (data["a"] - 1)}'),
-            "doubler@1: preflight failed on 1 of ",
+        (  # adder is active and fails on its basic example (a=1)
+            MODELS.replace('return {"c": data["a"] + data["b"]}', 'return {"c": 10 / (data["a"] - 1)}'),
+            "adder@1: active model refused, its basic example fails (failed on its basic example and ",
         ),
     ],
-    ids=["syntax-error", "import-error", "bad-model-set", "preflight-failure"],
+    ids=["syntax-error", "import-error", "bad-model-set", "preflight-blocks"],
 )
 async def test_a_bad_reload_is_refused_with_reasons_and_the_old_set_keeps_serving(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], source: str, reason: str
@@ -74,6 +74,57 @@ async def test_a_bad_reload_is_refused_with_reasons_and_the_old_set_keeps_servin
         assert models["live"]["generation"] == 1 and models["last_reload"]["ok"] is False
         assert service.events("reload_refused")[0]["reasons"] == body["reasons"]
         assert 'mlsm_reloads_total{outcome="refused"} 1.0' in (await service.client.get("/metrics")).text
+
+
+PARTNERS = MODELS.replace(
+    'return {"c": data["a"] + data["b"]}',
+    'return {"c": 10 // data["a"]}',  # adder (active) raises on a=0, not on its basic example (a=1)
+)
+
+
+async def test_a_reload_to_a_model_failing_on_some_inputs_swaps_and_reports_it(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
+) -> None:
+    async with in_process(settings()) as service:
+        before = (await service.client.get("/v1/models")).json()["live"]["models"][0]["preflight"]
+        assert before == {
+            "passed": True,
+            "blocking": False,
+            "examples": 100,
+            "failing": 0,
+            "first_failure": None,
+            "check": None,
+        }
+        model_file(PARTNERS)
+        response = await service.client.post("/v1/admin/reload")
+        assert response.status_code == 200
+        adder = response.json()["live"]["models"][0]
+        assert adder["key"] == "adder@1" and adder["preflight"]["passed"] is False
+        assert adder["preflight"]["blocking"] is False and adder["preflight"]["check"] == "raises"
+        assert 0 < adder["preflight"]["failing"] < adder["preflight"]["examples"]
+        assert adder["preflight"]["first_failure"].endswith('on input {"a": 0, "b": 0}')
+        (warning,) = service.events("preflight_failed")
+        assert warning["level"] == "warning" and warning["model"] == "adder@1" and warning["generation"] == 2
+        scored = (await service.client.post("/v1/score", json={"id": 1, "a": 0, "b": 1})).json()["results"]
+        assert "by zero" in scored["adder"]["1"]["_error"] and scored["doubler"]["1"]["d"] == 0
+        metrics = (await service.client.get("/metrics")).text
+        failing = adder["preflight"]["failing"]
+        assert f'mlsm_model_preflight_failing_inputs{{model="adder@1"}} {failing:.1f}' in metrics
+        assert 'mlsm_model_preflight_failing_inputs{model="doubler@1"} 0.0' in metrics
+
+
+async def test_strict_preflight_refuses_a_reload_on_any_failure(
+    settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path]
+) -> None:
+    async with in_process(settings(strict_preflight=True)) as service:
+        model_file(MODELS.replace('return {"d": data["a"] * 2}', 'return {"d": 10 / data["a"]}'))  # a draft
+        response = await service.client.post("/v1/admin/reload")
+        assert response.status_code == 409
+        (reason,) = response.json()["reasons"]
+        assert reason.startswith("doubler@1: failed on ")
+        assert " of 100 generated inputs (--strict-preflight refuses any failure); first: " in reason
+        assert reason.endswith('on input {"a": 0}') and "division by zero" in reason
+        assert (await service.client.get("/v1/models")).json()["live"]["generation"] == 1
 
 
 async def test_in_flight_requests_finish_on_the_set_they_started_with(

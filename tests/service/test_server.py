@@ -204,10 +204,11 @@ def test_without_a_key_it_listens_on_loopback_only_and_says_so(
             "mlsm: error: cannot read --api-key-file 'missing.txt': no such file",
         ),
         ([], "import nope_not_here\n", "mlsm: error: cannot load models: cannot load models from 'models.py'"),
-        (
+        (  # adder is active and raises on its basic example (a=1)
             [],
-            MODELS.replace('return {"d": data["a"] * 2}', 'return {"d": 1 / data["a"]}'),
-            "mlsm: error: 1 of 3 models failed their preflight: doubler@1: preflight failed on 1 of",
+            MODELS.replace('return {"c": data["a"] + data["b"]}', 'return {"c": 1 / (data["a"] - 1)}'),
+            "mlsm: error: 1 of 3 models failed their preflight: adder@1: active model refused, its basic example "
+            "fails (failed on its basic example and ",
         ),
         (["--store", "ftp://nowhere"], MODELS, "mlsm: error: unknown store URL 'ftp://nowhere'"),
     ],
@@ -219,6 +220,86 @@ def test_setup_problems_exit_2_with_one_line(tmp_path: Path, args: list[str], so
     assert result.code == 2
     lines = [line for line in result.err.splitlines() if not line.startswith("{")]
     assert len(lines) == 1 and lines[0].startswith(message), result.err
+
+
+PARTNER_MODELS = """
+    from mlsm import Field, Model
+
+    def lead(data, results):
+        if data["source"] == "partner":
+            raise ValueError("cannot score partner leads")
+        return {"score": 0.5 if data["source"] == "web" else 0.2}
+
+    def unfinished(data, results):
+        raise RuntimeError("not written yet")
+
+    MODELS = [
+        Model("lead", {"source": Field(str, choices=["web", "partner", "ad"])}, "1", lead, status="active"),
+        Model("wip", {"visits": Field(int, required=False)}, "1", unfinished),
+    ]
+"""
+
+
+def test_a_model_failing_its_preflight_on_some_inputs_serves_and_is_reported(
+    tmp_path: Path, serve: Callable[..., Server]
+) -> None:
+    models = write(tmp_path / "models.py", PARTNER_MODELS)
+    server = serve(models, "--id-field", "id", "--store", "sqlite:///results.db")
+    with server.client() as http:
+        partner = http.post("/v1/score", json={"id": "p-1", "source": "partner", "visits": 3}).json()["results"]
+        assert "cannot score partner leads" in partner["lead"]["1"]["_error"]
+        assert "not written yet" in partner["wip"]["1"]["_error"]  # a draft that always raises serves too
+        web = http.post("/v1/score", json={"id": "p-2", "source": "web"}).json()["results"]
+        assert web["lead"]["1"]["score"] == 0.5
+        lead, wip = (model["preflight"] for model in http.get("/v1/models").json()["live"]["models"])
+        assert (lead["passed"], lead["blocking"], lead["check"]) == (False, False, "raises")
+        assert 0 < lead["failing"] < lead["examples"]
+        assert "cannot score partner leads" in lead["first_failure"]
+        assert lead["first_failure"].endswith('on input {"source": "partner"}')
+        assert (wip["passed"], wip["blocking"]) == (False, False) and wip["failing"] == wip["examples"] > 0
+        metrics = http.get("/metrics").text
+        assert f'mlsm_model_preflight_failing_inputs{{model="lead@1"}} {lead["failing"]:.1f}' in metrics
+        assert f'mlsm_model_preflight_failing_inputs{{model="wip@1"}} {wip["failing"]:.1f}' in metrics
+        warnings = server.events("preflight_failed")
+        assert [(w["model"], w["level"]) for w in warnings] == [("lead@1", "warning"), ("wip@1", "warning")]
+        assert "cannot score partner leads" in warnings[0]["message"]
+
+        # a reload to a set whose active model fails on its basic example ("web") is refused; the old set serves
+        write(models, PARTNER_MODELS.replace('== "partner"', '!= "partner"'))
+        refused = http.post("/v1/admin/reload")
+        assert refused.status_code == 409
+        assert refused.json()["reasons"][0].startswith("lead@1: active model refused, its basic example fails")
+        assert (
+            http.post("/v1/score", json={"id": "p-3", "source": "web"}).json()["results"]["lead"]["1"]["score"] == 0.5
+        )
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+
+    write(models, PARTNER_MODELS)
+    strict = run_mlsm(
+        "serve", "models.py", "--id-field", "id", "--port", "0", "--strict-preflight", cwd=tmp_path, timeout=60
+    )
+    assert strict.code == 2
+    lines = [line for line in strict.err.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1, strict.err
+    assert lines[0].startswith("mlsm: error: 2 of 2 models failed their preflight: lead@1: failed on ")
+    assert "(--strict-preflight refuses any failure)" in lines[0] and lines[0].endswith("(and 1 more)")
+
+
+def test_with_several_workers_the_preflight_gauge_is_not_summed(tmp_path: Path, serve: Callable[..., Server]) -> None:
+    models = write(tmp_path / "models.py", PARTNER_MODELS)
+    server = serve(models, "--id-field", "id", "--store", "sqlite:///results.db", "--workers", "2")
+    expected = httpx.get(server.url + "/v1/models").json()["live"]["models"][0]["preflight"]["failing"]
+    assert expected > 0
+
+    def gauge() -> list[float]:  # whichever worker answers the scrape
+        text = httpx.get(server.url + "/metrics").text
+        prefix = 'mlsm_model_preflight_failing_inputs{model="lead@1"} '
+        return [float(line.removeprefix(prefix)) for line in text.splitlines() if line.startswith(prefix)]
+
+    assert [gauge() for _ in range(6)] == [[expected]] * 6
+    server.signal(signal.SIGTERM)
+    assert server.wait(60) == 0
 
 
 def test_several_workers_share_the_port_reload_together_and_drain_on_sigterm(

@@ -80,6 +80,7 @@ def test_a_key_file_holds_several_keys_one_a_line_with_comments(tmp_path: Path) 
         ({"port": "8000"}, "mlsm.toml: [service]: port = '8000': expected 0-65535"),
         ({"model_timeout": 0}, "mlsm.toml: [service]: model_timeout = 0: expected a number of seconds above 0"),
         ({"access_log": "no"}, "mlsm.toml: [service]: access_log = 'no': expected true or false"),
+        ({"strict_preflight": 1}, "mlsm.toml: [service]: strict_preflight = 1: expected true or false"),
         ({"max_body": "lots"}, "mlsm.toml: [service]: max_body = 'lots': expected a size such as 10MiB"),
         ({"allow_unreleased": True}, "mlsm.toml: [service]: allow_unreleased cannot be set here: it is a flag only"),
         ({"api_key": "s3cret"}, "mlsm.toml: [service]: api_key cannot be set here: never put the key in a project"),
@@ -108,6 +109,7 @@ def test_the_service_table_converts_sizes_numbers_and_paths(tmp_path: Path) -> N
         "header_timeout": 3,
         "body_timeout": 20,
         "keep_alive_timeout": 2,
+        "strict_preflight": True,
     }
     options = project_service_options(table, "mlsm.toml: [service]", tmp_path)
     assert options == {
@@ -122,5 +124,6 @@ def test_the_service_table_converts_sizes_numbers_and_paths(tmp_path: Path) -> N
         "header_timeout": 3.0,
         "body_timeout": 20.0,
         "keep_alive_timeout": 2.0,
+        "strict_preflight": True,
     }
     ServiceSettings("m.py", "id", **options).check()

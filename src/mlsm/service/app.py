@@ -47,7 +47,9 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from .. import __version__
-from ..errors import QueueFull, ReloadError, RequestError, ResultNotStored, ResultRefused
+from ..documents import encode, encode_value
+from ..errors import InvalidId, QueueFull, ReloadError, RequestError, ResultNotStored, ResultRefused
+from ..ids import normalize_id
 from .keys import ADMIN, SCORING
 from .modelset import ServingSet, settings_changes
 from .openapi import add_model_schemas
@@ -125,16 +127,18 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
 
     @app.get("/v1/results/{id:path}", summary="An id's current result document", tags=["results"])
     async def results(request: Request, id: str, history: bool = False) -> Response:
+        id = _requested_id(id, id_field)
         loop = asyncio.get_running_loop()
         if history:
             documents = await loop.run_in_executor(None, runtime.store.history, id)
             if not documents:
                 return _error(request, 404, f"no results for {id_field} {id!r}")
-            return JSONResponse({"id": id, "documents": documents})
+            texts = ",".join(encode(document) for document in documents)
+            return Response(f'{{"id":{encode_value(id)},"documents":[{texts}]}}', media_type=JSON)
         document = await loop.run_in_executor(None, runtime.store.current, id)
         if document is None:
             return _error(request, 404, f"no results for {id_field} {id!r}")
-        return JSONResponse(document)
+        return Response(encode(document), media_type=JSON)
 
     @app.post("/v1/admin/reload", summary="Reload the models; swap only if every preflight passes", tags=["admin"])
     async def reload(request: Request) -> Response:
@@ -336,17 +340,25 @@ def _parse_records(body: bytes, id_field: str) -> tuple[list[dict[str, Any]], bo
 
 
 def _record_id(record: dict[str, Any], id_field: str, index: int | None) -> str:
-    """The record's id as text (as batch runs store it); ``RequestError`` 422 when missing or not a scalar."""
+    """The record's id by the one id rule (as batch runs store it); ``RequestError`` 422 naming the problem."""
     where = "the record" if index is None else f"records[{index}]"
     value = record.get(id_field)
-    if value is None:
-        raise RequestError(422, f"{where} has no {id_field!r} (the id field)")
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise RequestError(422, f"{where}: {id_field!r} must be a string or an integer, got {_json_kind(value)}")
-    text = str(value)
-    if not text.strip():
-        raise RequestError(422, f"{where} has an empty {id_field!r} (the id field)")
-    return text
+    try:
+        return normalize_id(value)
+    except InvalidId as exc:
+        if value is None:
+            raise RequestError(422, f"{where} has no {id_field!r} (the id field)") from None
+        if exc.missing:
+            raise RequestError(422, f"{where} has an empty {id_field!r} (the id field)") from None
+        raise RequestError(422, f"{where}: {id_field!r} (the id field) {exc.reason}") from None
+
+
+def _requested_id(text: str, id_field: str) -> str:
+    """An id asked for in a URL, by the rule it was stored with; ``RequestError`` 422 when it cannot be one."""
+    try:
+        return normalize_id(text)
+    except InvalidId as exc:
+        raise RequestError(422, f"the {id_field!r} asked for {exc.reason}") from None
 
 
 def _json_kind(value: Any) -> str:

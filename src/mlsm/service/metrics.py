@@ -2,17 +2,22 @@
 
 Each service instance has its own registry (no global state). With several worker processes the values live in
 files under ``PROMETHEUS_MULTIPROC_DIR`` (set by the supervisor before the workers start), and a scrape of any
-worker sums all of them.
+worker sums all of them. The preflight gauge is the exception: it describes the live set of the worker that
+answers the scrape (every worker preflights the same code), so it is never summed, and a model that no longer
+serves leaves it.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["ServiceMetrics"]
 
@@ -111,6 +116,8 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.preflight = _PreflightGauge()
+        r.register(self.preflight)
         self._children: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
         self._stuck_seen: set[str] = set()
@@ -168,6 +175,11 @@ class ServiceMetrics:
         """A connection limit refused or closed a connection (see :mod:`mlsm.service.connections`)."""
         self._child("closed", reason, self.connections_closed).inc()
 
+    def set_preflight(self, reports: Mapping[str, Any]) -> None:
+        """The live set's preflight reports (``name@version``: :class:`~mlsm.preflight.PreflightReport`), replacing
+        the previous set's."""
+        self.preflight.failing = {key: report.failing for key, report in reports.items()}
+
     def _child(self, kind: str, label: str, metric: Any) -> Any:
         key = (kind, label)
         child = self._children.get(key)
@@ -192,5 +204,23 @@ class ServiceMetrics:
 
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined)
+            combined.register(self.preflight)
             return generate_latest(combined), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _PreflightGauge(Collector):
+    """``mlsm_model_preflight_failing_inputs``: per live model, the generated inputs its preflight failed on."""
+
+    def __init__(self) -> None:
+        self.failing: dict[str, int] = {}  # replaced whole on every swap, so a scrape sees one set
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mlsm_model_preflight_failing_inputs",
+            "Generated inputs the live model failed on in its preflight (0: passed), by model (name@version)",
+            labels=["model"],
+        )
+        for model, count in self.failing.items():
+            family.add_metric([model], count)
+        yield family

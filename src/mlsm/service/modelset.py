@@ -3,35 +3,35 @@
 A :class:`ServingSet` is one load of ``MODELS`` (a ``.py`` file, a dotted module or a project file, through
 :func:`mlsm.project.load_model_set`, as ``mlsm run`` loads it) that passed the draft rule
 (:func:`mlsm.provenance.release_gate`, whose provenance it keeps), planned into an :class:`~mlsm.Engine`, with
-every model's preflight passed. :class:`LiveModels` holds the set that serves; a reload loads ``MODELS`` again (a
-project file is read again, so a changed pin or source list takes effect; files, modules and their helper modules
-are imported afresh), applies the draft rule, plans it, preflights every model, and only when all of that passes
-swaps the whole set in one assignment. A request holds the set it started with until it answers, so in-flight
-requests finish on their set. A failed reload raises :class:`~mlsm.errors.ReloadError` with one reason per
-problem, and the previous set keeps serving.
+every model preflighted and none blocking (:attr:`mlsm.preflight.PreflightReport.blocking`: an active model
+failing its basic example, every generated input, or storable output on most; with ``strict_preflight``, any
+failure of any model). A model that fails on some inputs serves, its failures kept in the set's ``preflight``
+reports: the engine isolates them in its result slot. :class:`LiveModels` holds the set that serves; a reload
+loads ``MODELS`` again (a project file is read again, so a changed pin or source list takes effect; files, modules
+and their helper modules are imported afresh), applies the draft rule, plans it, preflights every model, and only
+when all of that passes swaps the whole set in one assignment. A request holds the set it started with until it
+answers, so in-flight requests finish on their set. A failed reload raises :class:`~mlsm.errors.ReloadError` with
+one reason per problem, and the previous set keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import inspect
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..engine import Engine
 from ..errors import MlsmError, ReloadError, UnreleasedModelError
-from ..fields import MISSING, as_field
+from ..fields import as_field
 from ..models import Model, SummaryModel
-from ..preflight import preflight_model
+from ..preflight import PreflightReport, preflight_model
 from ..project import ModelSet, load_model_set
-from ..provenance import release_gate, release_policy
+from ..provenance import code_digest, file_digest, release_gate, release_policy
 from ..timeouts import OnCall
 from .settings import ServiceSettings
 
@@ -50,6 +50,7 @@ class ServingSet:
     trigger: str  # startup, api (POST /v1/admin/reload) or SIGHUP
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)  # release_gate's: the code of this set
     model_set: ModelSet | None = field(default=None, repr=False)  # the sources and the project's settings
+    preflight: dict[str, PreflightReport] = field(default_factory=dict, repr=False)  # by name@version
 
     @property
     def modules(self) -> tuple[ModuleType, ...]:
@@ -66,7 +67,7 @@ class ServingSet:
     @property
     def has_batch_models(self) -> bool:
         """True when some model takes a frame (its records are worth grouping)."""
-        return any(model.batch and not isinstance(model, SummaryModel) for model in self.engine.all_models)
+        return any(model.scores_frames for model in self.engine.all_models)
 
     @functools.cached_property
     def description(self) -> dict[str, Any]:
@@ -88,10 +89,10 @@ class ServingSet:
             "key": model.key,
             "status": model.status,
             "kind": model.kind,
-            "batch": bool(model.batch),
-            "fields": {name: describe_field(spec) for name, spec in model.fields.items()},
+            "batch": model.scores_frames,
+            "fields": {name: as_field(spec).to_dict() for name, spec in model.fields.items()},
             "timeout": self.engine.timeouts.get(model.key),
-            "source_hash": _function_file_hash(model) or self.source_hash,
+            "source_hash": code.get("sha256") or self.source_hash,  # the hash the run's provenance records
         }
         if code.get("git"):
             git = code["git"]
@@ -100,6 +101,9 @@ class ServingSet:
             info["origin"] = self.model_set.source_of(model).label
         if isinstance(model, SummaryModel):
             info["needs"] = model.needs()
+        report = self.preflight.get(model.key)
+        if report is not None:
+            info["preflight"] = report.to_dict()
         return info
 
     def close(self) -> None:
@@ -108,29 +112,14 @@ class ServingSet:
         _forget_modules(self.model_set)
 
 
-def describe_field(spec: Any) -> dict[str, Any]:
-    """A field's rules as JSON: type, required, nullable and the constraints that are set."""
-    f = as_field(spec)
-    info: dict[str, Any] = {"type": getattr(f.type, "__name__", str(f.type)), "required": f.required}
-    if f.nullable:
-        info["nullable"] = True
-    for name in ("ge", "le"):
-        if getattr(f, name) is not None:
-            info[name] = getattr(f, name)
-    if f.choices is not None:
-        info["choices"] = list(f.choices)
-    if f.default is not MISSING:
-        info["default"] = f.default
-    return info
-
-
 def load_serving_set(
     settings: ServiceSettings, *, generation: int, trigger: str, on_call: OnCall | None = None
 ) -> ServingSet:
     """Load ``settings.models`` afresh, apply the draft rule, plan it and preflight every model.
 
-    ``ReloadError`` listing every problem; for the draft rule its message is the one line ``mlsm run`` prints
-    (naming the model, the branch and the fix).
+    ``ReloadError`` listing every problem (a model whose preflight blocks it, or with ``settings.strict_preflight``
+    fails at all, is one); for the draft rule its message is the one line ``mlsm run`` prints (naming the model, the
+    branch and the fix).
     """
     try:
         model_set = load_model_set(settings.models)
@@ -149,19 +138,17 @@ def load_serving_set(
         message = f"{settings.models!r} does not define a usable model set: {exc}"
         raise ReloadError(message, [str(exc)]) from exc
     reasons = []
+    reports: dict[str, PreflightReport] = {}
     models = engine.all_models
     for i, model in enumerate(models):
         try:
-            report = preflight_model(model, upstream=models[:i])
+            report = reports[model.key] = preflight_model(model, upstream=models[:i])
         except Exception as exc:  # a preflight that breaks is a failed preflight
             reasons.append(f"{model.key}: preflight could not run: {type(exc).__name__}: {exc}")
             continue
-        if not report.passed:
-            first = report.first_failure
-            first = first if len(first) <= 300 else first[:297] + "..."
-            reasons.append(
-                f"{model.key}: preflight failed on {len(report.failures)} of {report.examples} inputs; first: {first}"
-            )
+        reason = _refusal(report, strict=settings.strict_preflight)
+        if reason is not None:
+            reasons.append(reason)
     if reasons:
         engine.close()
         _forget_modules(model_set)
@@ -177,7 +164,21 @@ def load_serving_set(
         trigger=trigger,
         provenance=provenance,
         model_set=model_set,
+        preflight=reports,
     )
+
+
+def _refusal(report: PreflightReport, *, strict: bool = False) -> str | None:
+    """Why a model's preflight refuses its set, in one line (None: it may serve): when it blocks, or with
+    ``strict`` when it failed at all."""
+    if report.passed or not (strict or report.blocking):
+        return None
+    first = report.failures[0].describe()
+    first = first if len(first) <= 300 else first[:297] + "..."
+    if report.blocking:
+        why = "; ".join(report.blocking)
+        return f"{report.model}: active model refused, {why} ({report.outcome}); first: {first}"
+    return f"{report.model}: {report.outcome} (--strict-preflight refuses any failure); first: {first}"
 
 
 def settings_changes(previous: ServingSet, fresh: ServingSet) -> list[str]:
@@ -272,29 +273,17 @@ def _forget_modules(model_set: ModelSet | None) -> None:
 
 
 def _source_hash(model_set: ModelSet) -> str:
-    digest = hashlib.sha256()
+    """One code hash of the whole set: each source's models file (the bytes its import ran) and helper modules."""
+    loaded = model_set.digests()
+    parts = []
     for source in model_set.sources:
         files = [source.path] if source.path is not None else []
-        files += sorted(source.helpers.values())
-        for path in files:
+        for path in [*files, *sorted(source.helpers.values())]:
             try:
-                digest.update(path.read_bytes())
+                parts.append(loaded.get(path) or file_digest(path))
             except OSError:
-                digest.update(str(path).encode())
-    return "sha256:" + digest.hexdigest()
-
-
-def _function_file_hash(model: Model) -> str | None:
-    try:
-        file = inspect.getsourcefile(model.fcn)
-    except TypeError:
-        return None
-    if not file:
-        return None
-    try:
-        return "sha256:" + hashlib.sha256(Path(file).read_bytes()).hexdigest()
-    except OSError:
-        return None
+                parts.append(f"unreadable {path}")
+    return code_digest(part.encode() for part in parts)
 
 
 def _iso(timestamp: float) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import MISSING, as_field
+from ..fields import as_field
+from ..ids import MAX_ID_LENGTH
 from .modelset import ServingSet
 
 __all__ = ["add_model_schemas", "field_schema"]
@@ -18,20 +19,22 @@ _TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
 def field_schema(spec: Any) -> dict[str, Any]:
-    """JSON Schema of one field as a JSON value may carry it (missing/null allowed where the field is optional)."""
+    """JSON Schema of one field as a JSON value may carry it, from :meth:`Field.to_dict` (null allowed where the
+    field is not required)."""
     f = as_field(spec)
+    info = f.to_dict()
     kind = _TYPES.get(f.type, "object")
-    schema: dict[str, Any] = {"type": [kind, "null"] if f.optional else kind}
+    schema: dict[str, Any] = {"type": kind if info["required"] else [kind, "null"]}
     if f.type is int:  # "12" and 12.0 convert too, as values from files do
         schema["description"] = "an integer (numeric strings and whole floats convert)"
-    if f.ge is not None:
-        schema["minimum"] = f.ge
-    if f.le is not None:
-        schema["maximum"] = f.le
-    if f.choices is not None:
-        schema["enum"] = [*f.choices, None] if f.optional else list(f.choices)
-    if f.default is not MISSING:
-        schema["default"] = f.default
+    if "ge" in info:
+        schema["minimum"] = info["ge"]
+    if "le" in info:
+        schema["maximum"] = info["le"]
+    if "choices" in info:
+        schema["enum"] = info["choices"] if info["required"] else [*info["choices"], None]
+    if "default" in info:
+        schema["default"] = info["default"]
     return schema
 
 
@@ -111,7 +114,12 @@ def _record_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
         for name, spec in model.fields.items():
             readers.setdefault(name, []).append((model.key, spec))
     properties: dict[str, Any] = {
-        id_field: {"type": ["string", "integer"], "description": "Identifies the record; stored as text."}
+        id_field: {
+            "type": ["string", "integer"],
+            "maxLength": MAX_ID_LENGTH,
+            "description": "Identifies the record; stored as text (stripped of ASCII whitespace; whole numbers as "
+            f"their decimal text), at most {MAX_ID_LENGTH} characters.",
+        }
     }
     for name, used in readers.items():
         if name == id_field:
@@ -122,24 +130,29 @@ def _record_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
             if schema not in variants:
                 variants.append(schema)
         prop: dict[str, Any] = dict(variants[0]) if len(variants) == 1 else {"anyOf": variants}
-        read_by = ", ".join(f"{key} ({'required' if as_field(spec).required else 'optional'})" for key, spec in used)
+        needed = {key: as_field(spec).to_dict()["required"] for key, spec in used}
+        read_by = ", ".join(f"{key} ({'required' if required else 'optional'})" for key, required in needed.items())
         note = str(prop.pop("description", ""))
         prop["description"] = f"Read by {read_by}." + (f" {note[0].upper()}{note[1:]}." if note else "")
         prop["x-mlsm-models"] = [key for key, _ in used]
+        prop["x-mlsm-required-by"] = [key for key, required in needed.items() if required]
         properties[name] = prop
     return {
         "type": "object",
-        "required": [id_field],
+        "required": [id_field],  # a field a model requires is not required of the record: see the description
         "properties": properties,
         "additionalProperties": True,
-        "description": "One flat record: the id field and the input fields of the models (others are ignored).",
+        "description": "One flat record: the id field and the input fields of the models (others are ignored). "
+        "Only the id is required of a record: a record without a field that a model requires (x-mlsm-required-by) "
+        "is still scored, and that model's slot gets `_error`.",
     }
 
 
 def _document_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
     slot = {
         "type": "object",
-        "description": "The model's output plus `_status`; or `_error` (one line) and `_errors` (field, problem).",
+        "description": "The model's output plus `_status`; or `_error`, `_errors` (field, problem; for an exception "
+        "also type and at) and `_status`.",
         "properties": {
             "_status": {"type": "string", "enum": ["draft", "active"]},
             "_error": {"type": "string"},
@@ -147,7 +160,12 @@ def _document_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"field": {"type": ["string", "null"]}, "problem": {"type": "string"}},
+                    "properties": {
+                        "field": {"type": ["string", "null"]},
+                        "problem": {"type": "string"},
+                        "type": {"type": "string", "description": "the exception's class"},
+                        "at": {"type": ["string", "null"], "description": "file:line where the model raised it"},
+                    },
                 },
             },
         },
@@ -159,7 +177,7 @@ def _document_schema(model_set: ServingSet, id_field: str) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            id_field: {"type": "string"},
+            id_field: {"type": "string", "maxLength": MAX_ID_LENGTH},
             "_current": {"type": "integer", "description": "0 for the id's newest document"},
             "_timestamp": {"type": "integer", "description": "Unix seconds"},
             "_run": {"type": "string", "description": "The service run that stored it"},

@@ -61,6 +61,7 @@ class ServiceRuntime:
             settings.api_keys, settings.admin_keys, api_file=settings.api_key_file, admin_file=settings.admin_key_file
         )
         self.live = LiveModels(first, settings=settings, on_call=metrics.on_model_call)
+        metrics.set_preflight(first.preflight)
         self.batcher = Batcher(
             max_size=settings.batch_max_size,
             max_wait_ms=settings.batch_max_wait_ms,
@@ -184,6 +185,7 @@ class ServiceRuntime:
             )
             raise
         self.metrics.reloads.labels("ok").inc()
+        self.metrics.set_preflight(fresh.preflight)
         self.log.event(
             "reloaded",
             trigger=trigger,
@@ -193,6 +195,7 @@ class ServiceRuntime:
             seconds=round(time.perf_counter() - started, 3),
         )
         _log_overrides(self.log, fresh)
+        _log_preflight(self.log, fresh)
         for note in settings_changes(previous, fresh):
             self.log.event("restart_needed", "warning", message=note)
         if self.owns_run:
@@ -227,9 +230,10 @@ class ServiceRuntime:
 
 def load_first_set(settings: ServiceSettings, log: EventLog, *, on_call: Any = None) -> ServingSet:
     """The set a service starts with (generation 1), loaded within the reload time limit; ``ReloadError`` (one
-    line: a load failure, the draft rule, a failed preflight) when it cannot serve."""
+    line: a load failure, the draft rule, a preflight that refuses a model) when it cannot serve."""
     first = load_serving_set_within(settings.reload_timeout, settings, generation=1, trigger="startup", on_call=on_call)
     _log_overrides(log, first)
+    _log_preflight(log, first)
     return first
 
 
@@ -238,6 +242,28 @@ def _log_overrides(log: EventLog, model_set: ServingSet) -> None:
     if warning:
         overridden = model_set.provenance["draft_rule"]["overridden"]
         log.event("unreleased", "warning", generation=model_set.generation, message=warning, models=overridden)
+
+
+def _log_preflight(log: EventLog, model_set: ServingSet) -> None:
+    """One warning per model that serves although its preflight failed (the failures that do not block it)."""
+    for key, report in model_set.preflight.items():
+        if report.passed:
+            continue
+        failure = report.failures[0]
+        first = failure.describe()
+        first = first if len(first) <= 300 else first[:297] + "..."
+        log.event(
+            "preflight_failed",
+            "warning",
+            generation=model_set.generation,
+            model=key,
+            status=report.status,
+            examples=report.examples,
+            failing=report.failing,
+            check=failure.check,
+            message=f"{key} ({report.status}) serves although its preflight {report.outcome}: such records get "
+            f"_error in its slot; first: {first}",
+        )
 
 
 def set_info(model_set: ServingSet) -> dict[str, Any]:

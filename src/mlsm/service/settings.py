@@ -71,6 +71,7 @@ class ServiceSettings:
     run_id: str | None = None
     allow_unreleased: bool = False  # --allow-unreleased: active models from unreleased code may serve (recorded)
     release_branches: tuple[str, ...] | None = None  # --release-branches; None: the project's [release], else defaults
+    strict_preflight: bool = False  # refuse a set on any preflight failure, not only on the blocking ones
 
     def check(self) -> ServiceSettings:
         """Raise ``ServiceError`` naming the first option that is out of range; returns self."""
@@ -142,6 +143,7 @@ _RULES: dict[str, tuple[str, str]] = {  # setting: (kind, what a valid value is)
     "keep_alive_timeout": ("positive", "expected a number of seconds above 0"),
     "batch_max_wait_ms": ("zero_or_more", "expected a number of milliseconds 0 or more"),
     "access_log": ("bool", "expected true or false"),
+    "strict_preflight": ("bool", "expected true or false"),
 }
 
 
@@ -187,6 +189,7 @@ PROJECT_KEYS = (
     "shutdown_timeout",
     "reload_timeout",
     "access_log",
+    "strict_preflight",
 )
 _SIZES = {"max_body": "max_body_bytes", "max_header": "max_header_bytes"}  # keys taking a size such as 64KiB
 _NOT_IN_PROJECT = {

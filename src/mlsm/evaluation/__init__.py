@@ -1,0 +1,1 @@
+"""Live evaluation: outcomes, the point-in-time join, statistics, drift, the report."""
