@@ -195,7 +195,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=None, help="TCP port (default 8000; 0 picks a free one)")
     serve.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="worker processes (default 1)")
     serve.add_argument(
-        "--api-key-file", metavar="PATH", help="file holding the API key (else $MLSM_API_KEY; none: no auth)"
+        "--api-key-file",
+        metavar="PATH",
+        help="file of scoring keys, one per line, re-read on reload (else $MLSM_API_KEY; none: no auth)",
+    )
+    serve.add_argument(
+        "--admin-key-file",
+        metavar="PATH",
+        help="file of admin keys for /v1/admin/..., re-read on reload (else $MLSM_ADMIN_KEY; none: loopback only)",
     )
     serve.add_argument(
         "--max-body",
@@ -203,6 +210,28 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SIZE",
         help="largest request body, e.g. 10MiB, 512KiB, 1000000 (default 10MiB)",
+    )
+    serve.add_argument(
+        "--max-records", type=_positive_int, default=None, metavar="N", help="records per request at most (10000)"
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="open connections per worker; at the cap the longest-idle one is closed, else 503 (1000)",
+    )
+    serve.add_argument(
+        "--max-header", type=_size, default=None, metavar="SIZE", help="largest request line + headers (64KiB)"
+    )
+    serve.add_argument(
+        "--header-timeout", type=_seconds, default=None, metavar="S", help="time for a request's headers to arrive (10)"
+    )
+    serve.add_argument(
+        "--body-timeout", type=_seconds, default=None, metavar="S", help="time for a request's body to arrive (60)"
+    )
+    serve.add_argument(
+        "--keep-alive-timeout", type=_seconds, default=None, metavar="S", help="close idle connections after S (5)"
     )
     serve.add_argument(
         "--model-timeout", type=_seconds, default=None, metavar="S", help="cut off a model call after S seconds (5)"
@@ -635,6 +664,12 @@ _SERVE_FLAGS = {
     "port": "port",
     "workers": "workers",
     "max_body": "max_body_bytes",
+    "max_records": "max_records",
+    "max_connections": "max_connections",
+    "max_header": "max_header_bytes",
+    "header_timeout": "header_timeout",
+    "body_timeout": "body_timeout",
+    "keep_alive_timeout": "keep_alive_timeout",
     "model_timeout": "model_timeout",
     "batch_max_size": "batch_max_size",
     "batch_max_wait_ms": "batch_max_wait_ms",
@@ -657,32 +692,33 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ) from None
     from .service.server import serve
 
-    settings, key_source = _serve_settings(args)
-    return serve(settings, key_source=key_source)
+    settings, sources = _serve_settings(args)
+    return serve(settings, key_source=sources["api"], admin_key_source=sources["admin"])
 
 
-def _serve_settings(args: argparse.Namespace) -> tuple[Any, str | None]:
+def _serve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, str | None]]:
     """``mlsm serve``'s settings: flags, else the project's ``[service]``/``[defaults]``, else the defaults; and
-    where the API key came from."""
+    where the scoring (``api``) and ``admin`` keys came from."""
     from pathlib import Path
 
     from .project import ProjectSettings, is_project_file, read_project_settings
     from .provenance import parse_patterns
-    from .service.settings import ServiceSettings, project_service_options, read_api_key
+    from .service.keys import ADMIN, SCORING, read_keys
+    from .service.settings import ServiceSettings, project_service_options
 
     project, options = ProjectSettings(), {}
     if is_project_file(args.models):
         path = Path(args.models)
         project = read_project_settings(path)
         options = project_service_options(project.service, f"{path}: [service]", path.resolve().parent)
-    key_file = options.pop("api_key_file", None)
-    if args.api_key_file is not None:
-        key, key_source = read_api_key(args.api_key_file)
-    elif key_file is not None:
-        key, key_source = read_api_key(key_file)
-        key_source = f"{args.models} [service] api_key_file ({key_file})"
-    else:
-        key, key_source = read_api_key(None)
+    sources: dict[str, str | None] = {}
+    for scope, name, flag in ((SCORING, "api", args.api_key_file), (ADMIN, "admin", args.admin_key_file)):
+        in_project = options.pop(f"{name}_key_file", None)
+        key_file = flag if flag is not None else in_project
+        keys, sources[name] = read_keys(scope, key_file)
+        if flag is None and in_project is not None:
+            sources[name] = f"{args.models} [service] {name}_key_file ({in_project})"
+        options[f"{name}_keys"], options[f"{name}_key_file"] = keys, key_file
     for flag, name in _SERVE_FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
@@ -695,12 +731,11 @@ def _serve_settings(args: argparse.Namespace) -> tuple[Any, str | None]:
         models=args.models,
         id_field=_id_field(args, project),
         store=args.store or project.store,
-        api_key=key,
         allow_unreleased=args.allow_unreleased,
         release_branches=parse_patterns(args.release_branches) if args.release_branches else None,
         **options,
     )
-    return settings, key_source
+    return settings, sources
 
 
 def _id_field(args: argparse.Namespace, project: ProjectSettings) -> str:

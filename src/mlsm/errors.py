@@ -23,7 +23,8 @@ Setup problems raise; per-record problems never do (they are data in the results
         ├── ReloadError
         ├── RequestError
         └── ResultNotStored
-            └── QueueFull
+            ├── QueueFull
+            └── ResultRefused
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "ReloadError",
     "RequestError",
     "ResultNotStored",
+    "ResultRefused",
     "RunError",
     "RunStopped",
     "StoreConfigError",
@@ -154,3 +156,7 @@ class ResultNotStored(ServiceError):
 
 class QueueFull(ResultNotStored):
     """The result queue stayed full for longer than a request may wait for room."""
+
+
+class ResultRefused(ResultNotStored):
+    """The store refused a request's results for good (not a passing outage): 422, retrying will not help."""

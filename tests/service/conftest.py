@@ -78,14 +78,17 @@ class InProcess:
 
 
 @asynccontextmanager
-async def in_process(settings: ServiceSettings) -> AsyncIterator[InProcess]:
-    """Open the runtime, run the app's lifespan, and yield a client talking to it through ASGITransport."""
+async def in_process(
+    settings: ServiceSettings, *, peer: str = "127.0.0.1", base_url: str = "http://localhost"
+) -> AsyncIterator[InProcess]:
+    """Open the runtime, run the app's lifespan, and yield a client talking to it through ASGITransport (from the
+    address ``peer``, naming the host of ``base_url``)."""
     log = io.StringIO()
     runtime = ServiceRuntime.open(settings, log=EventLog(log))
     app = create_app(runtime)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mlsm.test") as client:
+        transport = httpx.ASGITransport(app=app, client=(peer, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield InProcess(client, runtime, log)
 
 

@@ -15,6 +15,8 @@ from .conftest import in_process
 
 pytestmark = pytest.mark.anyio
 
+JSON = {"content-type": "application/json"}
+
 
 @pytest.mark.slow
 async def test_a_record_is_scored_stored_and_readable_by_its_id(settings: Callable[..., ServiceSettings]) -> None:
@@ -98,7 +100,7 @@ async def test_bad_bodies_get_a_clear_status_and_message_and_nothing_is_stored(
     settings: Callable[..., ServiceSettings], body: bytes, status: int, message: str
 ) -> None:
     async with in_process(settings()) as service:
-        response = await service.client.post("/v1/score", content=body, headers={"x-request-id": "req-42"})
+        response = await service.client.post("/v1/score", content=body, headers={"x-request-id": "req-42", **JSON})
         assert response.status_code == status
         assert response.json()["detail"].startswith(message)
         assert response.json()["request_id"] == "req-42"
@@ -122,7 +124,7 @@ async def test_a_body_over_the_limit_is_refused_without_reading_the_rest(
         )
         assert declared.status_code == 413
         assert declared.json()["detail"] == "body of 5000 bytes is over the limit of 4096 bytes"
-        streamed = await service.client.post("/v1/score", content=chunks())  # chunked: no Content-Length
+        streamed = await service.client.post("/v1/score", content=chunks(), headers=JSON)  # chunked: no Content-Length
         assert streamed.status_code == 413
         assert streamed.json()["detail"] == "body is over the limit of 4096 bytes"
         assert len(read) <= 6  # stopped at the limit, not 50 chunks
@@ -195,7 +197,7 @@ async def test_request_ids_are_echoed_or_made_and_every_request_is_logged(
         assert given.headers["x-request-id"] == "abc-123"
         made = await service.client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
         assert made.headers["x-request-id"] != "bad id with spaces" and len(made.headers["x-request-id"]) == 16
-        await service.client.post("/v1/score", content=b"{")
+        await service.client.post("/v1/score", content=b"{", headers=JSON)
         logged = service.events("request")
         assert [(e["path"], e["status"]) for e in logged] == [("/healthz", 200), ("/healthz", 200), ("/v1/score", 400)]
         assert logged[0]["request_id"] == "abc-123" and logged[0]["ms"] >= 0
@@ -207,7 +209,7 @@ async def test_metrics_count_requests_by_endpoint_and_status_and_results_by_mode
 ) -> None:
     async with in_process(settings()) as service:
         await service.client.post("/v1/score", json={"records": [{"id": 1, "a": 1, "b": 1}, {"id": 2, "a": 1}]})
-        await service.client.post("/v1/score", content=b"nope")
+        await service.client.post("/v1/score", content=b"nope", headers=JSON)
         await service.client.get("/v1/results/1")
         text = (await service.client.get("/metrics")).text
         assert 'mlsm_http_requests_total{endpoint="/v1/score",method="POST",status="200"} 1.0' in text
@@ -245,7 +247,7 @@ async def test_the_openapi_document_describes_each_models_input_fields(
         assert record["properties"]["a"]["description"].startswith("Read by adder@1 (required), doubler@1 (required).")
         body = document["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert body == {"oneOf": [{"$ref": "#/components/schemas/Record"}, {"$ref": "#/components/schemas/Records"}]}
-        assert set(document["paths"]["/v1/score"]["post"]["responses"]) == {"200", "400", "413", "422", "503"}
+        assert set(document["paths"]["/v1/score"]["post"]["responses"]) == {"200", "400", "413", "415", "422", "503"}
         result = document["components"]["schemas"]["ResultDocument"]["properties"]["results"]["properties"]
         assert set(result) == {"adder", "doubler", "summary"}
         assert document["info"]["x-mlsm-model-set"]["generation"] == 1
@@ -293,7 +295,7 @@ async def test_concurrent_records_for_batch_models_are_scored_in_groups(
 async def test_api_key_guards_v1_and_the_openapi_document_but_not_health(
     settings: Callable[..., ServiceSettings],
 ) -> None:
-    async with in_process(settings(api_key="s3cret-key")) as service:
+    async with in_process(settings(api_keys=("s3cret-key",))) as service:
         client = service.client
         missing = await client.post("/v1/score", json={"id": 1, "a": 1, "b": 1})
         assert missing.status_code == 401

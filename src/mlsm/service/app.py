@@ -10,15 +10,22 @@ Endpoints::
     GET  /healthz /readyz /metrics    open even when an API key is configured
 
 Error contract of ``/v1/score``: malformed JSON 400; a JSON value that is not a record or ``{"records": [...]}``
-422; a record without the id 422; a body over the limit 413 (the rest is not read); a field a model needs that is
-missing or invalid: 200 with ``_error`` in that model's slot; results that cannot be stored: 503. Errors are
-``{"detail": "...", "request_id": "..."}``.
+422; a record without the id, or with text that is not valid Unicode (a lone surrogate), 422 naming the field; a
+body over the limit 413 (the rest is not read), more records than ``max_records`` 413; a body that is not
+``application/json`` 415 (every ``POST``); a field a model needs that is missing or invalid: 200 with ``_error`` in
+that model's slot; results the store refuses for good: 422; results that cannot be stored now: 503 with
+Retry-After. Every error, a bad query parameter's and a 500's included, is ``{"detail": "...", "request_id": "..."}``.
+
+Keys (:mod:`mlsm.service.keys`): with scoring keys, ``/v1/...`` and the OpenAPI document need one (or an admin
+key); ``/v1/admin/...`` needs an admin key when admin keys are configured (a scoring key there: 403), else it
+answers loopback clients only (403 otherwise). A request let in without any key must name a loopback ``Host`` and
+``Origin`` (if it sends one): a web page open on this machine cannot score or reload (DNS rebinding, CSRF).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import ipaddress
 import json
 import os
 import re
@@ -29,16 +36,21 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from .. import __version__
 from ..documents import encode, encode_value
-from ..errors import InvalidId, QueueFull, ReloadError, RequestError, ResultNotStored
+from ..errors import InvalidId, QueueFull, ReloadError, RequestError, ResultNotStored, ResultRefused
 from ..ids import normalize_id
+from .keys import ADMIN, SCORING
 from .modelset import ServingSet, settings_changes
 from .openapi import add_model_schemas
 from .runtime import ServiceRuntime
@@ -90,18 +102,23 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
     @app.post("/v1/score", summary="Score one record, or {'records': [...]}, and store the results", tags=["scoring"])
     async def score(request: Request) -> Response:
         body = await _read_body(request, settings.max_body_bytes)
-        records, single = _parse_records(body, id_field)
-        ids = [_record_id(record, id_field, None if single else i) for i, record in enumerate(records)]
+        loop = asyncio.get_running_loop()
+        # parsing, checking and (in runtime.score) building documents run on a thread: a large body must not stall
+        # the event loop, so health checks and metrics keep answering while it is scored
+        records, ids, single = await loop.run_in_executor(None, _request_records, body, id_field, settings.max_records)
+        del body
         try:
             batch = await runtime.score(records, ids)
         except QueueFull as exc:
             runtime.metrics.rejected.labels("queue_full").inc()
             return _error(request, 503, str(exc), headers={"Retry-After": "1"})
+        except ResultRefused as exc:
+            runtime.metrics.rejected.labels("refused").inc()
+            return _error(request, 422, str(exc))
         except ResultNotStored as exc:
             runtime.metrics.rejected.labels("store").inc()
             return _error(request, 503, str(exc), headers={"Retry-After": "5"})
-        texts = batch.json()
-        content = texts[0] if single else '{"results":[' + ",".join(texts) + "]}"
+        content = await loop.run_in_executor(None, _response_text, batch.json(), single)
         return Response(content, media_type=JSON)
 
     @app.get("/v1/models", summary="The live model set", tags=["models"])
@@ -182,7 +199,7 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
         if document is None:
             openapi_cache.clear()
             document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            add_model_schemas(document, live, id_field=id_field, api_key=settings.api_key is not None)
+            add_model_schemas(document, live, id_field=id_field, api_key=runtime.keys.has(SCORING))
             openapi_cache[live.generation] = document
         return JSONResponse(document)
 
@@ -190,17 +207,21 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
     async def bad_request(request: Request, exc: RequestError) -> Response:
         return _error(request, exc.status, exc.message)
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        runtime.log.event(
-            "error",
-            "error",
-            request_id=_request_id(request),
-            path=request.url.path,
-            error=f"{type(exc).__name__}: {exc}",
-            traceback="".join(traceback.format_exception(exc))[-4000:],
-        )
-        return _error(request, 500, f"internal error: {type(exc).__name__}: {exc}")
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> Response:
+        return _error(request, 422, _validation_message(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            message = f"no endpoint {request.url.path!r}: the endpoints are /v1/score, /v1/models, /v1/results/{{id}}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return _error(request, exc.status_code, message, headers=dict(exc.headers or {}))
+
+    # an exception a route lets out is answered and logged by _Edge (one JSON line), never by the server
 
     app.add_middleware(_Edge, runtime=runtime, routes=app.router.routes)
     return app
@@ -233,11 +254,62 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise RequestError(413, f"body of {size} bytes is over the limit of {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"body is over the limit of {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise RequestError(413, f"body is over the limit of {limit} bytes")
+    except ClientDisconnect:
+        # nobody reads the answer; 499 (as proxies count it) keeps it apart from errors in the access log
+        raise RequestError(499, "the connection closed before the body arrived") from None
     return bytes(body)
+
+
+def _request_records(body: bytes, id_field: str, max_records: int) -> tuple[list[dict[str, Any]], list[str], bool]:
+    """A request body's records, their ids and whether it was a single record, every record checked: ``RequestError``
+    (400/413/422) naming the problem, so that a record that cannot be scored or stored never joins a group."""
+    records, single = _parse_records(body, id_field)
+    if len(records) > max_records:
+        raise RequestError(
+            413, f"{len(records)} records is over the limit of {max_records} a request: send them in several requests"
+        )
+    ids = []
+    for i, record in enumerate(records):
+        where = "the record" if single else f"records[{i}]"
+        _check_text(record, where)
+        ids.append(_record_id(record, id_field, None if single else i))
+    return records, ids, single
+
+
+def _check_text(record: dict[str, Any], where: str) -> None:
+    """``RequestError`` 422 naming the field when a key or string in ``record`` (at any depth) cannot be encoded as
+    UTF-8: a lone surrogate such as ``"\\udc00"`` is valid JSON, but no model frame or store can hold it."""
+    for key, value in record.items():
+        if not _encodable(key):
+            raise RequestError(
+                422, f"{where}: the field name {key!r} is text that is not valid Unicode (a lone surrogate)"
+            )
+        if not _encodable(value):
+            raise RequestError(422, f"{where}: field {key!r} holds text that is not valid Unicode (a lone surrogate)")
+
+
+def _encodable(value: Any) -> bool:
+    """False when ``value`` holds a string (or a key, at any depth) that cannot be encoded as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_encodable(item) for item in value)
+    return True
+
+
+def _response_text(texts: list[str], single: bool) -> str:
+    return texts[0] if single else '{"results":[' + ",".join(texts) + "]}"
 
 
 def _no_constant(name: str) -> Any:
@@ -313,12 +385,23 @@ def _error(request: Request, status: int, message: str, headers: dict[str, str] 
     return JSONResponse({"detail": message, "request_id": _request_id(request)}, status_code=status, headers=headers)
 
 
+def _validation_message(exc: RequestValidationError) -> str:
+    """A request validation error (a bad query or path parameter) as one sentence naming the parameter and value."""
+    parts = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())]
+        where = f"{location[0]} parameter {location[-1]!r}" if len(location) >= 2 else "parameter"
+        hint = "; use true or false" if error.get("type") == "bool_parsing" else ""
+        parts.append(f"invalid {where} = {error.get('input')!r}: {str(error.get('msg', 'invalid')).lower()}{hint}")
+    return "; ".join(parts) or "invalid request parameters"
+
+
 # -- the edge: request ids, auth, metrics, access log ----------------------------------------------------------
 
 
 class _Edge:
-    """Outermost ASGI middleware: request id, API key check for ``/v1/...`` and the OpenAPI document, and one
-    metric sample and one access log line per request."""
+    """Outermost ASGI middleware: request id, keys and the loopback rule for requests let in without one, JSON-only
+    bodies, one metric sample and one access log line per request, and the 500 of an exception a route lets out."""
 
     def __init__(
         self, app: Callable[[Scope, Receive, Send], Awaitable[None]], runtime: ServiceRuntime, routes: list[Any]
@@ -326,8 +409,6 @@ class _Edge:
         self.app = app
         self.runtime = runtime
         self.routes = routes
-        key = runtime.settings.api_key
-        self.key = key.encode("utf-8") if key is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -338,26 +419,37 @@ class _Edge:
         scope["mlsm.request_id"] = request_id
         header = (b"x-request-id", request_id.encode("ascii"))
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         path: str = scope["path"]
         try:
-            problem = self._unauthorized(scope, path)
-            if problem is not None:
-                response = JSONResponse(
-                    {"detail": problem, "request_id": request_id},
-                    status_code=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="mlsm"'},
-                )
+            refusal = self._refusal(scope, path)
+            if refusal is not None:
+                code, problem = refusal
+                headers = {"WWW-Authenticate": 'Bearer realm="mlsm"'} if code == 401 else None
+                response = JSONResponse({"detail": problem, "request_id": request_id}, code, headers=headers)
                 await response(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            self.runtime.log.event(
+                "error",
+                "error",
+                request_id=request_id,
+                path=path,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback="".join(traceback.format_exception(exc))[-4000:],
+            )
+            if not responded:  # else the client sees a cut response: the server closes the connection
+                detail = f"internal error: {type(exc).__name__}: {exc}"
+                await JSONResponse({"detail": detail, "request_id": request_id}, 500)(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             endpoint = self._endpoint(scope)
@@ -374,21 +466,41 @@ class _Edge:
                 client=client[0] if client else None,
             )
 
-    def _unauthorized(self, scope: Scope, path: str) -> str | None:
-        if self.key is None or path in _OPEN_PATHS or not (path.startswith("/v1/") or path == "/openapi.json"):
+    def _refusal(self, scope: Scope, path: str) -> tuple[int, str] | None:
+        """Why the request is refused before the app sees it, as (status, detail), or None."""
+        if path in _OPEN_PATHS or not (path.startswith("/v1/") or path == "/openapi.json"):
             return None
-        value = None
-        for name, raw in scope.get("headers", ()):
-            if name == b"authorization":
-                value = raw
-                break
-        if value is None:
-            return "missing API key: send the header 'Authorization: Bearer <key>'"
-        scheme, _, token = value.partition(b" ")
-        if scheme.lower() != b"bearer" or not token.strip():
-            return "the Authorization header must be 'Bearer <key>'"
-        if not hmac.compare_digest(token.strip(), self.key):
-            return "invalid API key"
+        headers = _headers(scope)
+        keys = self.runtime.keys
+        keyed = False
+        if path.startswith("/v1/admin/"):
+            if keys.has(ADMIN):
+                token, problem = _bearer(headers, "admin key")
+                if token is None:
+                    return 401, problem
+                if not keys.matches(ADMIN, token):
+                    if keys.has(SCORING) and keys.matches(SCORING, token):
+                        return 403, "this key may score but not administer: /v1/admin/... needs an admin key"
+                    return 401, "invalid admin key"
+                keyed = True
+            elif not _loopback_client(scope):
+                return 403, (
+                    "no admin key is configured (--admin-key-file or MLSM_ADMIN_KEY): "
+                    "/v1/admin/... answers loopback clients only"
+                )
+        if not keyed and keys.has(SCORING):
+            token, problem = _bearer(headers, "API key")
+            if token is None:
+                return 401, problem
+            if not (keys.matches(SCORING, token) or keys.matches(ADMIN, token)):
+                return 401, "invalid API key"
+            keyed = True
+        if not keyed:
+            foreign = _foreign_origin(headers)
+            if foreign is not None:
+                return 403, foreign
+        if scope["method"] == "POST":
+            return _not_json(headers)
         return None
 
     def _endpoint(self, scope: Scope) -> str:
@@ -400,6 +512,77 @@ class _Edge:
         if route is None:
             return "unmatched"
         return _CONVERTER.sub(r"{\1}", str(getattr(route, "path", "unmatched")))
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name (the first of a repeated one)."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", ()):
+        headers.setdefault(name, value)
+    return headers
+
+
+def _bearer(headers: dict[bytes, bytes], what: str) -> tuple[bytes | None, str]:
+    """The bearer token of the Authorization header, else None and what is wrong with the header."""
+    value = headers.get(b"authorization")
+    if value is None:
+        return None, f"missing {what}: send the header 'Authorization: Bearer <key>'"
+    scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return None, "the Authorization header must be 'Bearer <key>'"
+    return token.strip(), ""
+
+
+def _loopback_client(scope: Scope) -> bool:
+    client = scope.get("client")
+    return client is not None and _is_loopback(str(client[0]))
+
+
+def _is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _foreign_origin(headers: dict[bytes, bytes]) -> str | None:
+    """Why a request let in without a key is refused: a ``Host`` or ``Origin`` that is not this machine (a web page
+    reaching the service through DNS rebinding, or posting to it from another site); None when both are loopback."""
+    for name in (b"host", b"origin"):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        text = raw.decode("latin-1")
+        try:
+            host = urlsplit(text if name == b"origin" else f"//{text}").hostname
+        except ValueError:
+            host = None
+        if host is None or not _is_loopback(host):
+            return (
+                f"{name.decode().capitalize()} {text!r} is not this machine: without an API key the service answers "
+                "only requests naming a loopback host (localhost, 127.0.0.1, ::1); configure a key to serve others"
+            )
+    return None
+
+
+def _not_json(headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+    """415 unless a POST's body (if it has one) is declared ``application/json`` (optionally with charset=utf-8)."""
+    length = headers.get(b"content-length")
+    if length is not None and length.strip() == b"0" and b"transfer-encoding" not in headers:
+        return None  # no body: nothing to declare
+    if length is None and b"transfer-encoding" not in headers:
+        return None
+    declared = headers.get(b"content-type", b"").decode("latin-1")
+    media, *parameters = (part.strip().lower() for part in declared.split(";"))
+    charsets = [p.partition("=")[2].strip('" ') for p in parameters]
+    if media == JSON and all(p.startswith("charset=") for p in parameters) and set(charsets) <= {"utf-8", "utf8"}:
+        return None
+    got = f"got {declared!r}" if declared else "no Content-Type was sent"
+    return 415, f"the body must be JSON: send 'Content-Type: application/json' ({got})"
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -138,6 +138,9 @@ class Batcher:
         lane.target = min(sum(len(group) for group, _ in items) + lane.size + lane.flying, self.max_size)
         lane.seconds = seconds if not lane.seconds else 0.8 * lane.seconds + 0.2 * seconds
         error = done.exception()
+        if error is not None and len(items) > 1:
+            self._alone(model_set, items)  # a record the engine chokes on must fail only its own request
+            items = []
         results = None if error is not None else done.result()
         start = 0
         for group, future in items:
@@ -157,6 +160,29 @@ class Batcher:
                     lane.timer.cancel()
                 lane.timer = asyncio.get_running_loop().call_later(self.max_wait, self._dispatch, model_set, lane)
 
+    def _alone(
+        self,
+        model_set: ServingSet,
+        items: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]],
+    ) -> None:
+        """Score each request of a failed group by itself, so that the failure reaches only the request causing it."""
+        loop = asyncio.get_running_loop()
+        for group, future in items:
+            if future.done():
+                continue
+            job = loop.run_in_executor(self._executor, score_records, model_set.engine, group, True)
+            job.add_done_callback(lambda done, future=future: _settle(future, done))  # type: ignore[misc]
+
     def close(self) -> None:
         """Stop the scoring threads once their current groups are scored."""
         self._executor.shutdown(wait=False)
+
+
+def _settle(future: asyncio.Future[list[dict[str, Any]]], done: asyncio.Future[list[dict[str, Any]]]) -> None:
+    if future.done():
+        return
+    error = done.exception()
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(done.result())

@@ -1,13 +1,16 @@
-"""The service's structured log: one JSON object per line on standard error (requests, reloads, lifecycle)."""
+"""The service's structured log: one JSON object per line on standard error (requests, reloads, lifecycle), the
+lines of uvicorn and asyncio included (a traceback is a field of its event, never raw text)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+import traceback
 from typing import Any, TextIO
 
-__all__ = ["EventLog"]
+__all__ = ["EventLog", "capture_server_logs"]
 
 
 class EventLog:
@@ -32,3 +35,40 @@ class EventLog:
             self.stream.flush()
         except (OSError, ValueError):  # a closed or broken log stream must never fail a request
             pass
+
+
+class _EventHandler(logging.Handler):
+    """Writes log records as ``server`` events of an :class:`EventLog`, a traceback as a field of the same line."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__()
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage().strip()}
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                fields["error"] = f"{type(error).__name__}: {error}"
+                fields["traceback"] = "".join(traceback.format_exception(error))[-4000:]
+            level = (
+                "error"
+                if record.levelno >= logging.ERROR
+                else "warning"
+                if record.levelno >= logging.WARNING
+                else "info"
+            )
+            self.log.event("server", level, **fields)
+        except Exception:  # a log line must never fail the server
+            self.handleError(record)
+
+
+def capture_server_logs(log: EventLog, names: tuple[str, ...] = ("uvicorn", "asyncio")) -> None:
+    """Send the records of the loggers ``names`` (and their children) to ``log`` only, as JSON lines."""
+    for name in names:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler, _EventHandler):
+                logger.removeHandler(handler)
+        logger.addHandler(_EventHandler(log))
+        logger.propagate = False

@@ -85,7 +85,7 @@ class ServiceMetrics:
         )
         self.rejected = Counter(
             "mlsm_results_not_stored",
-            "Requests answered 503 because their results could not be stored, by reason",
+            "Requests whose results were not stored, by reason (queue_full, store: 503; refused by the store: 422)",
             ["reason"],
             registry=r,
         )
@@ -102,6 +102,13 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
         )
         self.reloads = Counter("mlsm_reloads", "Reloads attempted, by outcome (ok, refused)", ["outcome"], registry=r)
+        self.connections_closed = Counter(
+            "mlsm_connections_closed",
+            "Connections refused or closed by a limit, by limit (max_connections: refused at the cap, idle_closed: "
+            "closed to admit a new one, header_timeout, header_too_large, body_timeout, keep_alive_timeout)",
+            ["reason"],
+            registry=r,
+        )
         self.stuck_calls = Gauge(
             "mlsm_model_stuck_calls",
             "Model calls cut off by their time limit that are still running",
@@ -163,6 +170,10 @@ class ServiceMetrics:
     def on_write_failure(self) -> None:
         """The writer gave up on a batch."""
         self.write_failures.inc()
+
+    def on_connection_closed(self, reason: str) -> None:
+        """A connection limit refused or closed a connection (see :mod:`mlsm.service.connections`)."""
+        self._child("closed", reason, self.connections_closed).inc()
 
     def set_preflight(self, reports: Mapping[str, Any]) -> None:
         """The live set's preflight reports (``name@version``: :class:`~mlsm.preflight.PreflightReport`), replacing

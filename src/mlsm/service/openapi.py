@@ -84,8 +84,12 @@ def add_model_schemas(document: dict[str, Any], model_set: ServingSet, *, id_fie
             "content": {"application/json": {"schema": ok}},
         },
         "400": _error_response("Malformed JSON"),
-        "413": _error_response("Body over the size limit"),
-        "422": _error_response('Not a record or {"records": [...]}, or a record without the id'),
+        "413": _error_response("Body over the size limit, or more records than the limit"),
+        "415": _error_response("The body is not declared application/json"),
+        "422": _error_response(
+            'Not a record or {"records": [...]}, a record without the id or with text that is not valid Unicode, '
+            "or results the store refuses for good"
+        ),
         "503": _error_response("Results could not be stored (queue full or store unavailable); retry later"),
     }
     if api_key:

@@ -22,6 +22,7 @@ from ..provenance import unreleased_warning
 from ..runner import new_run_id
 from ..stores.base import RunRecord, Store, open_store
 from .batcher import Batcher
+from .keys import KeyRing
 from .logs import EventLog
 from .metrics import ServiceMetrics
 from .modelset import LiveModels, ServingSet, load_serving_set_within, settings_changes
@@ -56,6 +57,9 @@ class ServiceRuntime:
         self.owns_run = owns_run
         self.metrics = metrics
         self.log = log
+        self.keys = KeyRing(
+            settings.api_keys, settings.admin_keys, api_file=settings.api_key_file, admin_file=settings.admin_key_file
+        )
         self.live = LiveModels(first, settings=settings, on_call=metrics.on_model_call)
         metrics.set_preflight(first.preflight)
         self.batcher = Batcher(
@@ -145,25 +149,31 @@ class ServiceRuntime:
     async def score(self, records: list[dict[str, Any]], ids: list[str]) -> Batch:
         """Score ``records`` on the live set, store them, and return their documents once committed.
 
-        Raises ``ResultNotStored`` (``QueueFull``) when the results could not be stored.
+        Raises ``ResultNotStored`` (``QueueFull``, ``ResultRefused``) when the results could not be stored.
         """
         model_set = self.live.current  # held until this request answers, whatever reloads meanwhile
         results = await self.batcher.score(model_set, records)
+        # counting, building and encoding the documents of a large request take a while: not on the event loop
+        batch = await asyncio.get_running_loop().run_in_executor(None, self._batch, ids, results)
+        await self.writer.submit(batch)
+        return batch
+
+    def _batch(self, ids: list[str], results: list[dict[str, Any]]) -> Batch:
         self.metrics.count_results(results)
         now = int(time.time())
         id_field, run_id = self.settings.id_field, self.run.id
         documents = [make_document(id_field, i, r, run=run_id, timestamp=now) for i, r in zip(ids, results)]
         batch = Batch(id_field, ids, documents, run=run_id)
         batch.json()
-        await self.writer.submit(batch)
         return batch
 
     async def reload(self, trigger: str) -> tuple[ServingSet, ServingSet]:
-        """Reload the models (see :class:`LiveModels`), count and log the outcome, and record the new set and its
-        provenance in the run. Raises ``ReloadError`` when the reload was refused.
+        """Read the key files again, reload the models (see :class:`LiveModels`), count and log the outcome, and
+        record the new set and its provenance in the run. Raises ``ReloadError`` when the reload was refused.
         """
         from ..errors import ReloadError
 
+        self._reload_keys(trigger)
         started = time.perf_counter()
         try:
             previous, fresh = await self.live.reload(trigger)
@@ -197,6 +207,14 @@ class ServiceRuntime:
         for callback in self.on_reloaded:
             callback(previous, fresh)
         return previous, fresh
+
+    def _reload_keys(self, trigger: str) -> None:
+        if self.settings.api_key_file is None and self.settings.admin_key_file is None:
+            return
+        problems = self.keys.reload()
+        for problem in problems:
+            self.log.event("keys_not_reloaded", "error", trigger=trigger, message=problem)
+        self.log.event("keys_reloaded", trigger=trigger, keys=self.keys.counts())
 
     async def store_ready(self, timeout: float = 2.0) -> str | None:
         """None when the store answers a read within ``timeout`` seconds, else why not."""

@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from ..errors import MlsmError, ServiceError
-from .logs import EventLog
+from .logs import EventLog, capture_server_logs
 from .settings import ServiceSettings
 
 __all__ = ["bind_socket", "serve"]
@@ -55,8 +55,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: ServiceSettings, *, key_source: str | None = None, log: EventLog | None = None) -> int:
-    """Run ``mlsm serve`` until SIGTERM/SIGINT; returns the exit status. Setup problems raise ``MlsmError``."""
+def serve(
+    settings: ServiceSettings,
+    *,
+    key_source: str | None = None,
+    admin_key_source: str | None = None,
+    log: EventLog | None = None,
+) -> int:
+    """Run ``mlsm serve`` until SIGTERM/SIGINT; returns the exit status. Setup problems raise ``MlsmError``.
+    ``key_source`` and ``admin_key_source`` say where the keys came from (for the ``listening`` line)."""
     from .metrics import ServiceMetrics
     from .runtime import load_first_set
 
@@ -71,19 +78,21 @@ def serve(settings: ServiceSettings, *, key_source: str | None = None, log: Even
         first.close()
         raise
     try:
+        sources = (key_source, admin_key_source)
         if metrics is None:
-            return _supervise(settings, sock, first, key_source, log)
-        return _serve_one(settings, sock, first, metrics, key_source, log)
+            return _supervise(settings, sock, first, sources, log)
+        return _serve_one(settings, sock, first, metrics, sources, log)
     finally:
         sock.close()
 
 
 def _announce(
-    settings: ServiceSettings, sock: socket.socket, key_source: str | None, log: EventLog, **extra: Any
+    settings: ServiceSettings, sock: socket.socket, sources: tuple[str | None, str | None], log: EventLog, **extra: Any
 ) -> None:
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    if settings.api_key is None:
+    key_source, admin_key_source = sources
+    if not settings.api_keys:
         if settings.host is None:
             auth = (
                 f"no API key configured (MLSM_API_KEY or --api-key-file): listening on loopback {host} only; "
@@ -92,16 +101,24 @@ def _announce(
         elif settings.loopback_only:
             auth = f"no API key configured: listening on loopback {host} only"
         else:
-            auth = f"WARNING: no API key configured and --host {settings.host}: anyone who can reach {url} can score"
+            auth = (
+                f"WARNING: no API key configured and --host {settings.host}: anyone who can reach {url} can score "
+                "(with a loopback Host header: requests naming another host or origin are refused)"
+            )
     else:
         auth = f"API key from {key_source or 'settings'}: /v1/... needs 'Authorization: Bearer <key>'"
+    if settings.admin_keys:
+        auth += f"; admin key from {admin_key_source or 'settings'}: /v1/admin/... needs it"
+    else:
+        auth += "; no admin key (MLSM_ADMIN_KEY or --admin-key-file): /v1/admin/... answers loopback clients only"
     log.event(
         "listening",
         message=f"mlsm serve: {settings.models} on {url}; {auth}",
         url=url,
         host=host,
         port=port,
-        auth=bool(settings.api_key),
+        auth=bool(settings.api_keys),
+        admin_auth=bool(settings.admin_keys),
         workers=settings.workers,
         pid=os.getpid(),
         **extra,
@@ -115,17 +132,32 @@ def _quiet_exit_signals() -> None:
     signal.signal(signal.SIGINT, lambda signum, frame: None)
 
 
-def _uvicorn_server(app: Any, settings: ServiceSettings) -> Any:
+def _uvicorn_server(app: Any, settings: ServiceSettings, runtime: Any) -> Any:
     import uvicorn
 
+    from .connections import ConnectionLimits, guarded_protocol
+
+    limits = ConnectionLimits.from_settings(settings)
+    if limits.max_connections < settings.max_connections:
+        runtime.log.event(
+            "connections_capped",
+            "warning",
+            message=f"the open-file limit allows {limits.max_connections} connections, below --max-connections "
+            f"{settings.max_connections}: raise it (ulimit -n) to allow more",
+            max_connections=limits.max_connections,
+        )
     config = uvicorn.Config(
         app,
         lifespan="on",
         log_level="warning",
+        log_config=None,  # uvicorn's own lines go through the service's JSON log (capture_server_logs)
         access_log=False,  # the service logs each request itself, as JSON with its request id
         server_header=False,
+        http=guarded_protocol(limits, runtime.metrics.on_connection_closed),
+        ws="none",
         timeout_graceful_shutdown=int(settings.shutdown_timeout) or 1,
     )
+    capture_server_logs(runtime.log)
     return uvicorn.Server(config)
 
 
@@ -153,7 +185,7 @@ def _freeze_heap(runtime: Any) -> None:
 
 
 def _serve_one(
-    settings: ServiceSettings, sock: socket.socket, first: Any, metrics: Any, key_source: str | None, log: EventLog
+    settings: ServiceSettings, sock: socket.socket, first: Any, metrics: Any, sources: Any, log: EventLog
 ) -> int:
     from .app import create_app
     from .runtime import ServiceRuntime
@@ -161,9 +193,9 @@ def _serve_one(
     runtime = ServiceRuntime.open(settings, log=log, first=first, metrics=metrics)
     _freeze_heap(runtime)
     app = create_app(runtime, handle_sighup=True)
-    server = _uvicorn_server(app, settings)
+    server = _uvicorn_server(app, settings, runtime)
     _quiet_exit_signals()
-    _announce(settings, sock, key_source, log, run=runtime.run.id, generation=1, store=runtime.store.url)
+    _announce(settings, sock, sources, log, run=runtime.run.id, generation=1, store=runtime.store.url)
     server.run(sockets=[sock])
     return 0 if server.started else 1
 
@@ -196,16 +228,14 @@ def _worker_main(
 
     runtime.on_reloaded.append(reloaded)
     _freeze_heap(runtime)
-    server = _uvicorn_server(create_app(runtime, handle_sighup=True), settings)
+    server = _uvicorn_server(create_app(runtime, handle_sighup=True), settings, runtime)
     _quiet_exit_signals()
     log.event("worker_started", worker=index, pid=os.getpid())
     server.run(sockets=[sock])
     sys.exit(0 if server.started else 1)
 
 
-def _supervise(
-    settings: ServiceSettings, sock: socket.socket, first: Any, key_source: str | None, log: EventLog
-) -> int:
+def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sources: Any, log: EventLog) -> int:
     import multiprocessing
     import queue
 
@@ -254,7 +284,7 @@ def _supervise(
     workers = {index: start(index) for index in range(settings.workers)}
     failures = dict.fromkeys(workers, 0)
     restart_at: dict[int, float] = {}
-    _announce(settings, sock, key_source, log, run=run.id, store=settings.store)
+    _announce(settings, sock, sources, log, run=run.id, store=settings.store)
     try:
         while not stopping:
             try:

@@ -2,7 +2,13 @@
 
 Where a setting comes from, first found wins: the command line; for a project file (``mlsm.toml``), its
 ``[service]`` table (``id_field`` and ``store`` from its ``[defaults]``); then the defaults here. ``--allow-unreleased``
-is only ever a flag: a deployment's files cannot switch the draft rule off.
+is only ever a flag: a deployment's files cannot switch the draft rule off. Keys are read by :mod:`mlsm.service.keys`.
+
+Limits per client (each worker process applies them to its own connections): ``max_connections`` open connections
+(at the cap a new connection closes the longest-idle one that has no request in flight, else it is answered 503
+and closed), ``header_timeout`` for the request line and headers to arrive, ``max_header_bytes`` for their size
+(431 beyond), ``body_timeout`` for the body once the headers are in, ``keep_alive_timeout`` between requests,
+``max_body_bytes`` (413) and ``max_records`` records per request (413).
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from typing import Any
 
 from ..errors import ProjectError, ServiceError
 
-__all__ = ["LOOPBACK", "PROJECT_KEYS", "ServiceSettings", "parse_size", "project_service_options", "read_api_key"]
+__all__ = ["LOOPBACK", "PROJECT_KEYS", "ServiceSettings", "parse_size", "project_service_options"]
 
 #: Where the service listens when no API key is configured and no ``--host`` was given.
 LOOPBACK = "127.0.0.1"
 
+KiB = 1024
 MiB = 1024 * 1024
 
 
@@ -39,8 +46,17 @@ class ServiceSettings:
     host: str | None = None
     port: int = 8000
     workers: int = 1
-    api_key: str | None = field(default=None, repr=False)
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # scoring keys (an admin key may score too)
+    api_key_file: str | None = None  # where api_keys came from: re-read on every reload
+    admin_keys: tuple[str, ...] = field(default=(), repr=False)  # none: /v1/admin/... answers loopback clients only
+    admin_key_file: str | None = None
     max_body_bytes: int = 10 * MiB
+    max_records: int = 10_000  # records per request: bounds what one request costs (the example: ~160 MiB at most)
+    max_connections: int = 1000  # open connections per worker process
+    max_header_bytes: int = 64 * KiB  # request line and headers
+    header_timeout: float = 10.0  # from a connection's first byte (or its opening) to the end of the headers
+    body_timeout: float = 60.0  # from the end of the headers to the end of the body
+    keep_alive_timeout: float = 5.0  # an idle connection between two requests
     model_timeout: float = 5.0  # per model call; a batch model's call covers its whole group
     batch_max_size: int = 64  # records grouped into one engine call for batch=True models
     batch_max_wait_ms: float = 5.0  # longest a record waits for others while a group is being scored
@@ -61,8 +77,12 @@ class ServiceSettings:
         """Raise ``ServiceError`` naming the first option that is out of range; returns self."""
         if not self.id_field:
             raise ServiceError("--id-field must name the field that identifies a record")
-        if self.api_key is not None and not self.api_key:
-            raise ServiceError("the API key is empty: put a non-empty key in MLSM_API_KEY or --api-key-file")
+        for keys, where in (
+            (self.api_keys, "MLSM_API_KEY or --api-key-file"),
+            (self.admin_keys, "MLSM_ADMIN_KEY or --admin-key-file"),
+        ):
+            if any(not isinstance(key, str) or not key.strip() for key in keys):
+                raise ServiceError(f"a key is empty: put non-empty keys in {where}")
         for name in _RULES:
             value = getattr(self, name)
             expected = _problem(name, value)
@@ -75,7 +95,7 @@ class ServiceSettings:
         """The address to listen on: ``host`` when given, else loopback without a key and all interfaces with one."""
         if self.host is not None:
             return self.host
-        return LOOPBACK if self.api_key is None else "0.0.0.0"
+        return LOOPBACK if not self.api_keys else "0.0.0.0"
 
     @property
     def loopback_only(self) -> bool:
@@ -89,37 +109,11 @@ class ServiceSettings:
             return False
 
     def public(self) -> dict[str, Any]:
-        """The settings without the API key, for logs and the run record."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
-        values["api_key"] = "set" if self.api_key else None
+        """The settings without the keys (their counts instead), for logs and the run record."""
+        secret = ("api_keys", "admin_keys")
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in secret}
+        values.update({name: len(getattr(self, name)) for name in secret})
         return values
-
-
-def read_api_key(key_file: str | None, environ: dict[str, str] | None = None) -> tuple[str | None, str | None]:
-    """The API key and where it came from: ``--api-key-file`` when given (it wins), else ``MLSM_API_KEY``.
-
-    The file's content is stripped of surrounding whitespace; a missing, unreadable or empty file is a
-    ``ServiceError``. Returns ``(None, None)`` when no key is configured.
-    """
-    env = os.environ if environ is None else environ
-    if key_file is not None:
-        path = Path(key_file)
-        try:
-            key = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise ServiceError(f"cannot read --api-key-file {key_file!r}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ServiceError(f"cannot read --api-key-file {key_file!r}: {exc}") from exc
-        if not key:
-            raise ServiceError(f"--api-key-file {key_file!r} is empty: put the key in it")
-        return key, f"--api-key-file {key_file}"
-    value = env.get("MLSM_API_KEY")
-    if value is None:
-        return None, None
-    key = value.strip()
-    if not key:
-        raise ServiceError("MLSM_API_KEY is set but empty: set a key, or unset it to run without one")
-    return key, "MLSM_API_KEY"
 
 
 def _flag(name: str) -> str:
@@ -132,6 +126,9 @@ _RULES: dict[str, tuple[str, str]] = {  # setting: (kind, what a valid value is)
     "host": ("host", "name an address such as 127.0.0.1 or 0.0.0.0"),
     "workers": ("whole", _WHOLE),
     "max_body_bytes": ("whole", _WHOLE),
+    "max_records": ("whole", _WHOLE),
+    "max_connections": ("whole", _WHOLE),
+    "max_header_bytes": ("whole", _WHOLE),
     "batch_max_size": ("whole", _WHOLE),
     "queue_size": ("whole", _WHOLE),
     "write_batch": ("whole", _WHOLE),
@@ -141,6 +138,9 @@ _RULES: dict[str, tuple[str, str]] = {  # setting: (kind, what a valid value is)
     "store_retry": ("positive", "expected a number of seconds above 0"),
     "shutdown_timeout": ("positive", "expected a number of seconds above 0"),
     "reload_timeout": ("positive", "expected a number of seconds above 0"),
+    "header_timeout": ("positive", "expected a number of seconds above 0"),
+    "body_timeout": ("positive", "expected a number of seconds above 0"),
+    "keep_alive_timeout": ("positive", "expected a number of seconds above 0"),
     "batch_max_wait_ms": ("zero_or_more", "expected a number of milliseconds 0 or more"),
     "access_log": ("bool", "expected true or false"),
     "strict_preflight": ("bool", "expected true or false"),
@@ -173,7 +173,14 @@ PROJECT_KEYS = (
     "port",
     "workers",
     "api_key_file",
+    "admin_key_file",
     "max_body",
+    "max_records",
+    "max_connections",
+    "max_header",
+    "header_timeout",
+    "body_timeout",
+    "keep_alive_timeout",
     "model_timeout",
     "batch_max_size",
     "batch_max_wait_ms",
@@ -184,35 +191,37 @@ PROJECT_KEYS = (
     "access_log",
     "strict_preflight",
 )
+_SIZES = {"max_body": "max_body_bytes", "max_header": "max_header_bytes"}  # keys taking a size such as 64KiB
 _NOT_IN_PROJECT = {
     "id_field": "set it in [defaults]",
     "store": "set it in [defaults]",
     "api_key": "never put the key in a project file: use api_key_file or MLSM_API_KEY",
+    "admin_key": "never put the key in a project file: use admin_key_file or MLSM_ADMIN_KEY",
     "allow_unreleased": "it is a flag only (--allow-unreleased), so that no file can switch the draft rule off",
     "release_branches": "set branches in the [release] table",
 }
 
 
 def project_service_options(table: Mapping[str, Any], where: str, folder: Path) -> dict[str, Any]:
-    """A project's ``[service]`` table as ``ServiceSettings`` keyword arguments, plus ``api_key_file`` (made
-    absolute against ``folder``, the project's folder). ``ProjectError`` naming the first bad key or value."""
+    """A project's ``[service]`` table as ``ServiceSettings`` keyword arguments, key files made absolute against
+    ``folder`` (the project's folder). ``ProjectError`` naming the first bad key or value."""
     options: dict[str, Any] = {}
     for key, value in table.items():
         if key in _NOT_IN_PROJECT:
             raise ProjectError(f"{where}: {key} cannot be set here: {_NOT_IN_PROJECT[key]}")
         if key not in PROJECT_KEYS:
             raise ProjectError(f"{where}: unknown key {key!r}; valid keys are: {', '.join(sorted(PROJECT_KEYS))}")
-        if key == "api_key_file":
+        if key in ("api_key_file", "admin_key_file"):
             if not isinstance(value, str) or not value.strip():
-                raise ProjectError(f"{where}: api_key_file must be a path (a string), got {value!r}")
+                raise ProjectError(f"{where}: {key} must be a path (a string), got {value!r}")
             options[key] = str(folder / os.path.expanduser(value))
             continue
-        name = "max_body_bytes" if key == "max_body" else key
-        if name == "max_body_bytes" and isinstance(value, str):
+        name = _SIZES.get(key, key)
+        if name in _SIZES.values() and isinstance(value, str):
             try:
                 value = parse_size(value)
             except ValueError as exc:
-                raise ProjectError(f"{where}: max_body = {value!r}: {exc}") from None
+                raise ProjectError(f"{where}: {key} = {value!r}: {exc}") from None
         expected = _problem(name, value)
         if expected is not None:
             raise ProjectError(f"{where}: {key} = {value!r}: {expected}")

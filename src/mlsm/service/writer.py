@@ -5,7 +5,9 @@ Requests put their documents in a bounded queue (counted in documents, including
 for the commit; the writer takes everything queued, up to ``max_batch`` documents, and writes it in one store
 transaction (group commit), so the store sees few large writes under load. When the queue is full a request waits
 up to ``wait_ms`` for room, then gets :class:`~mlsm.errors.QueueFull` (503). An unavailable store is retried for
-``retry_seconds``; after that the waiting requests get :class:`~mlsm.errors.ResultNotStored` (503). So a 200 always
+``retry_seconds``; after that the waiting requests get :class:`~mlsm.errors.ResultNotStored` (503). A store that
+refuses a group for good (any other error: a document it cannot hold) is given each request's batch alone, so only
+the requests whose documents it refuses fail, with :class:`~mlsm.errors.ResultRefused` (422). So a 200 always
 means stored. :meth:`ResultWriter.close` writes whatever is queued before it returns (SIGTERM's drain).
 """
 
@@ -19,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..documents import Batch
-from ..errors import MlsmError, QueueFull, ResultNotStored, StoreUnavailable
+from ..errors import MlsmError, QueueFull, ResultNotStored, ResultRefused, StoreUnavailable
 from ..runner import Counts
 from ..stores.base import RunRecord, Store
 
@@ -128,22 +130,41 @@ class ResultWriter:
             batch = Batch.merge([b for b, _ in taken])
             try:
                 await self._write(batch)
+            except ResultRefused as exc:
+                if len(taken) == 1:
+                    self._fail(taken, exc)
+                else:  # one request's documents may be the cause: the others must not fail with it
+                    for item in taken:
+                        try:
+                            await self._write(item[0])
+                        except Exception as alone:
+                            self._fail([item], alone)
+                        else:
+                            self._settle([item])
             except Exception as exc:
-                if self._on_failure is not None:
-                    self._on_failure()
-                failure = exc if isinstance(exc, ResultNotStored) else ResultNotStored(f"result not stored: {exc}")
-                for _, future in taken:
-                    if not future.done():
-                        future.set_exception(failure)
+                self._fail(taken, exc)
             else:
-                for _, future in taken:
-                    if not future.done():
-                        future.set_result(None)
+                self._settle(taken)
             async with cond:
                 self._queued -= size
                 cond.notify_all()
 
+    def _settle(self, taken: list[tuple[Batch, asyncio.Future[None]]]) -> None:
+        for _, future in taken:
+            if not future.done():
+                future.set_result(None)
+
+    def _fail(self, taken: list[tuple[Batch, asyncio.Future[None]]], exc: BaseException) -> None:
+        if self._on_failure is not None:
+            self._on_failure()
+        failure = exc if isinstance(exc, ResultNotStored) else ResultNotStored(f"result not stored: {exc}")
+        for _, future in taken:
+            if not future.done():
+                future.set_exception(failure)
+
     async def _write(self, batch: Batch) -> None:
+        """Write ``batch``, retrying an unavailable store; ``ResultNotStored`` when it stays unavailable,
+        ``ResultRefused`` when the store refuses the batch for good."""
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.05
@@ -159,8 +180,8 @@ class ResultWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
-            except MlsmError as exc:
-                raise ResultNotStored(f"the store refused the result: {exc}") from exc
+            except Exception as exc:  # an error of the driver that the store did not translate is as permanent
+                raise ResultRefused(f"the store refused the results (retrying will not help): {_reason(exc)}") from exc
             if self._on_write is not None:
                 self._on_write(len(batch), time.perf_counter() - started)
             return
@@ -182,6 +203,10 @@ class ResultWriter:
             run.rows, run.chunks, run.counts = before
             raise
         self._counts = counts
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, MlsmError) else f"{type(exc).__name__}: {exc}"
 
 
 def _tally(counts: Counts, documents: list[dict[str, Any]]) -> None:
