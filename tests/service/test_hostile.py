@@ -45,7 +45,10 @@ def error_body(response: object) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b'{"id": 1, "s": "\\udc00"}', "the record: field 's' holds text that is not valid Unicode (a lone surrogate)"),
+        (
+            b'{"id": 1, "s": "\\udc00"}',
+            "the record: field 's' holds text that is not valid Unicode (lone surrogate \\udc00)",
+        ),
         (b'{"id": "\\ud800x", "s": "ok"}', "the record: field 'id' holds text that is not valid Unicode"),
         (
             b'{"id": 1, "s": "ok", "meta": {"tags": ["x", "\\udfff"]}}',

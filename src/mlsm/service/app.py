@@ -50,6 +50,7 @@ from .. import __version__
 from ..documents import encode, encode_value
 from ..errors import InvalidId, QueueFull, ReloadError, RequestError, ResultNotStored, ResultRefused
 from ..ids import normalize_id
+from ..unicode import text_problem
 from .keys import ADMIN, SCORING
 from .modelset import ServingSet, settings_changes
 from .openapi import add_model_schemas
@@ -282,30 +283,16 @@ def _request_records(body: bytes, id_field: str, max_records: int) -> tuple[list
 
 
 def _check_text(record: dict[str, Any], where: str) -> None:
-    """``RequestError`` 422 naming the field when a key or string in ``record`` (at any depth) cannot be encoded as
-    UTF-8: a lone surrogate such as ``"\\udc00"`` is valid JSON, but no model frame or store can hold it."""
+    """``RequestError`` 422 naming the field when a key or string in ``record`` (at any depth) is not valid Unicode
+    (the one rule of :mod:`mlsm.unicode`): a lone surrogate such as ``"\\udc00"`` is valid JSON, but no model
+    frame or store can hold it."""
     for key, value in record.items():
-        if not _encodable(key):
-            raise RequestError(
-                422, f"{where}: the field name {key!r} is text that is not valid Unicode (a lone surrogate)"
-            )
-        if not _encodable(value):
-            raise RequestError(422, f"{where}: field {key!r} holds text that is not valid Unicode (a lone surrogate)")
-
-
-def _encodable(value: Any) -> bool:
-    """False when ``value`` holds a string (or a key, at any depth) that cannot be encoded as UTF-8."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_encodable(k) and _encodable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_encodable(item) for item in value)
-    return True
+        problem = text_problem(key)
+        if problem is not None:
+            raise RequestError(422, f"{where}: the field name {key!r} is text that is not valid Unicode ({problem})")
+        problem = text_problem(value)
+        if problem is not None:
+            raise RequestError(422, f"{where}: field {key!r} holds text that is not valid Unicode ({problem})")
 
 
 def _response_text(texts: list[str], single: bool) -> str:
