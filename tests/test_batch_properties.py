@@ -153,6 +153,7 @@ def json_line(draw: st.DrawFn) -> bytes:
     bom=st.booleans(),
     chunk_size=st.integers(1, 5),
 )
+@pytest.mark.slow
 def test_random_json_lines_every_line_scored_or_rejected(
     store: Store, tmp_path: Path, lines: list[bytes], ends: list[bytes], bom: bool, chunk_size: int
 ) -> None:
@@ -195,6 +196,7 @@ def csv_row(draw: st.DrawFn) -> tuple[list[str], str | None]:
     end=st.sampled_from(["\n", "\r\n"]),
     chunk_size=st.integers(1, 4),
 )
+@pytest.mark.slow
 def test_random_csv_every_row_scored_or_rejected(
     store: Store, tmp_path: Path, rows: list[tuple[list[str], str | None]], blank: list[bool], end: str, chunk_size: int
 ) -> None:

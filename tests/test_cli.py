@@ -137,6 +137,7 @@ def test_models_lists_name_version_status_kind_batch_fields(cli: Callable[..., C
     assert lines[3].split()[:5] == ["summary", "1", "draft", "summary", "no"]
 
 
+@pytest.mark.slow
 def test_test_command_fails_a_model_that_breaks_on_inputs_its_fields_allow(
     cli: Callable[..., CliResult], simple_models: Path
 ) -> None:
@@ -374,6 +375,7 @@ def test_an_output_that_would_destroy_the_input_is_refused_before_anything_is_wr
     assert not (tmp_path / "mlsm.db").exists() and not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_an_output_inside_a_directory_or_glob_input_is_refused(
     cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
 ) -> None:

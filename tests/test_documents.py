@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mlsm.documents import decode, encode
 from mlsm.service.settings import ServiceSettings
 
@@ -25,6 +27,7 @@ MODELS = """
 """
 
 
+@pytest.mark.slow
 def test_the_same_document_has_the_same_bytes_on_every_path(
     cli: Callable[..., CliResult], write_models: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -83,6 +83,7 @@ records_strategy = st.lists(
 
 @settings(max_examples=60, deadline=None)
 @given(records=records_strategy)
+@pytest.mark.slow
 def test_batch_and_real_time_paths_agree_on_any_records(records: list[dict[str, Any]]) -> None:
     e = engine()
     assert e.score_columns(columns_of(records, e.input_fields), len(records)) == [e.score(r) for r in records]

@@ -195,6 +195,7 @@ def test_a_non_finite_number_on_extreme_inputs_is_found_with_extremes() -> None:
     assert 0 < report.failing < report.examples and report.unstorable == report.failing
 
 
+@pytest.mark.slow
 def test_model_test_is_true_for_a_model_that_works_on_realistic_data() -> None:
     model = Model(
         name="t",

@@ -330,6 +330,7 @@ def test_a_csv_field_larger_than_pyarrows_block_is_read_and_so_is_every_row_afte
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.slow
 def test_a_row_over_the_size_limit_is_a_reject_read_past_in_bounded_memory(tmp_path: Path, fmt: str) -> None:
     import tracemalloc
 
@@ -430,6 +431,7 @@ def test_a_reject_is_always_one_line_of_valid_json() -> None:
     assert depth == 99 and value == "(nested more than 100 levels)"
 
 
+@pytest.mark.slow
 def test_pyarrow_reads_on_after_python_read_past_a_large_csv_record(tmp_path: Path) -> None:
     path = tmp_path / "input.csv"
     small = [f"{i},v{i},{i}" for i in range(150_000)]  # more than the stretch Python's csv module reads

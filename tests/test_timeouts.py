@@ -69,6 +69,7 @@ def test_the_batch_path_cuts_off_a_hanging_batch_model_for_its_rows_only(release
     assert rows[2]["hang"]["1"]["_error"].startswith("invalid input: field 'a'")  # never reached the model
 
 
+@pytest.mark.slow
 def test_in_a_chunk_only_the_row_that_hangs_times_out_and_the_rest_go_on(release: threading.Event) -> None:
     threads: dict[int, int] = {}
 

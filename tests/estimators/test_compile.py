@@ -450,6 +450,7 @@ def test_the_examples_pipelines_compile_and_score_exactly(example_artifacts: Any
         assert np.allclose(one, want[:1], rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_refusals_match_the_estimator() -> None:
     """Infinity, a float32 overflow before a tree, NaN reaching a model that refuses it and an unknown category
     with handle_unknown='error' are refused by both."""

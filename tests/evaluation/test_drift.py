@@ -140,6 +140,7 @@ def test_numeric_merge_equals_one_pass_exactly(values: list[float], cuts: list[i
     st.lists(st.one_of(st.floats(-1e12, 1e12), st.integers(-50, 50).map(float)), min_size=1, max_size=300),
     st.lists(st.floats(0, 1), max_size=5),
 )
+@pytest.mark.slow
 def test_quantiles_are_within_the_stated_error(values: list[float], levels: list[float]) -> None:
     profile = NumericProfile.of(values)
     ordered = np.sort(values)

@@ -235,6 +235,7 @@ async def test_health_and_readiness(settings: Callable[..., ServiceSettings]) ->
         assert unready.json()["reasons"][0].startswith("store unavailable")
 
 
+@pytest.mark.slow
 async def test_the_openapi_document_describes_each_models_input_fields(
     settings: Callable[..., ServiceSettings],
 ) -> None:

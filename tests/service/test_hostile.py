@@ -65,6 +65,7 @@ def error_body(response: object) -> dict[str, object]:
     ],
     ids=["value", "id", "nested", "key", "raw-bytes"],
 )
+@pytest.mark.slow
 async def test_a_lone_surrogate_is_refused_naming_the_field_and_its_neighbours_are_scored(
     settings: Callable[..., ServiceSettings], model_file: Callable[[str], Path], body: bytes, message: str
 ) -> None:
@@ -144,6 +145,7 @@ async def test_documents_the_store_refuses_fail_only_their_own_request_in_a_grou
         (None, 415),
     ],
 )
+@pytest.mark.slow
 async def test_only_json_bodies_are_taken(
     settings: Callable[..., ServiceSettings], content_type: str | None, status: int
 ) -> None:
@@ -176,6 +178,7 @@ async def test_more_records_than_the_limit_are_refused_before_scoring(
         assert len(list(service.runtime.store.current_documents())) == 5
 
 
+@pytest.mark.slow
 async def test_bad_parameters_and_unknown_paths_get_the_services_error_body(
     settings: Callable[..., ServiceSettings],
 ) -> None:
@@ -194,6 +197,7 @@ async def test_bad_parameters_and_unknown_paths_get_the_services_error_body(
         assert method.headers["allow"] == "POST"
 
 
+@pytest.mark.slow
 async def test_a_500_is_the_services_error_body_and_one_json_log_line(
     settings: Callable[..., ServiceSettings], tmp_path: Path
 ) -> None:

@@ -23,6 +23,7 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_a_scoring_key_cannot_reload_and_an_admin_key_can(settings: Callable[..., ServiceSettings]) -> None:
     async with in_process(settings(api_keys=("score-1",), admin_keys=("admin-1",)), peer="203.0.113.7") as service:
         client = service.client
@@ -45,6 +46,7 @@ async def test_a_scoring_key_cannot_reload_and_an_admin_key_can(settings: Callab
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_without_an_admin_key_admin_endpoints_answer_loopback_clients_only(
     settings: Callable[..., ServiceSettings],
 ) -> None:
@@ -73,6 +75,7 @@ async def test_without_an_admin_key_admin_endpoints_answer_loopback_clients_only
         ("http://10.0.0.5:8000", None, "Host '10.0.0.5:8000' is not this machine"),
     ],
 )
+@pytest.mark.slow
 async def test_without_a_key_only_requests_naming_this_machine_are_served(
     settings: Callable[..., ServiceSettings], base_url: str, origin: str | None, refused: str | None
 ) -> None:

@@ -120,6 +120,7 @@ def service_on_a_thread(settings: ServiceSettings) -> Iterator[tuple[InProcess, 
         loop.close()
 
 
+@pytest.mark.slow
 def test_random_bodies_in_process_cost_only_their_own_request(settings: Callable[..., ServiceSettings]) -> None:
     honest_ids = count()
     with service_on_a_thread(settings()) as (service, run):
