@@ -74,3 +74,38 @@ def test_a_child_ends_within_seconds_of_its_parents_sigkill(tmp_path: Path, opti
     finally:
         parent.kill()
         kill_tree(tree)
+
+
+# a parent that has a guardian end what it starts, then starts a process that leaves its tree (as a daemon does)
+GUARDED = """
+    import os, subprocess, sys, time
+    from mlsm._children import end_with_this_process
+
+    guardian = end_with_this_process("MLSM_TEST_GUARDED")
+    os.environ.update(guardian.mark)
+    daemon = "import os, time; os.fork() and os._exit(0); os.setsid(); print(os.getpid(), flush=True); time.sleep(120)"
+    starter = subprocess.Popen([sys.executable, "-c", daemon], stdout=subprocess.PIPE)
+    print(int(starter.stdout.readline()), flush=True)
+    time.sleep(120)
+"""
+
+
+def test_what_a_guardian_watches_ends_with_the_process_that_started_it(tmp_path: Path) -> None:
+    (tmp_path / "guarded.py").write_text(textwrap.dedent(GUARDED))
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "guarded.py")], stdout=subprocess.PIPE)
+    tree: dict[int, tuple[str, str]] = {}
+    try:
+        assert parent.stdout is not None
+        daemon = int(parent.stdout.readline())
+        tree = {daemon: (_start_time(daemon), "daemon")}
+        assert daemon not in process_tree(parent.pid)  # out of its parent's tree: only the mark leads to it
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(30)
+        assert wait_for_exit(tree, 5) == {}
+    finally:
+        parent.kill()
+        kill_tree(tree)
+
+
+def _start_time(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import errors
-from ._children import Guardian, descendants, end_with_this_process
+from ._children import Guardian, end_with_this_process
 from .documents import encode
 from .engine import Engine
 from .errors import MlsmError, RunError, StoreUnavailable
@@ -212,25 +212,30 @@ def run_on_ray(
     started = time.monotonic()
     joined_here = not ray.is_initialized()  # a caller's own Ray session is left as it was
     environment = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE, PYTHONBREAKPOINT) that outlive it
-    guardian = Guardian(None)
+    guardian = Guardian()
     if joined_here:
         logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's own progress chatter; errors still show
         # Ray Data logs the stack trace of an error it then raises: the error reaches the caller anyway (an
         # actor's refusal as its one line, see _mlsm_error_in), so not twice
         logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
-        before = descendants()
+        if address is None:
+            # a local Ray dies with its driver, except processes that were starting and two agents that spend a
+            # minute reporting to its dead GCS: a guardian ends those (its processes inherit the guardian's mark)
+            guardian = end_with_this_process("MLSM_LOCAL_RAY")
+            os.environ.update(guardian.mark)
         try:
             # "local": a Ray of this run's own, as documented, not whatever `ray start` left running on this machine
             ray.init(
                 address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
+            guardian.close()
+            _restore_environment(environment)
             _interrupted(store, run)
             where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
             raise MlsmError(f"cannot {where}: {first_line(exc)}") from exc
-        if address is None:
-            # a local Ray dies with its driver, except two agents that spend a minute reporting to its dead GCS
-            guardian = end_with_this_process({pid: t for pid, t in descendants().items() if pid not in before})
+        for name in guardian.mark:  # Ray's processes have it; what this process starts later is none of Ray's
+            os.environ.pop(name, None)
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rejects and summaries come back in input order
