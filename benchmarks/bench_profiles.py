@@ -15,28 +15,17 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from timing import best  # noqa: E402  benchmarks/timing.py: this folder is on the path of a script run from it
+
 from mlsm.evaluation._drift import CategoricalProfile, NumericProfile, merge_profiles  # noqa: E402
-
-
-def best(fn: Callable[[], Any], repeats: int) -> float:
-    """The fastest of ``repeats`` calls, in seconds (the least disturbed by a busy machine)."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def numeric_columns(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -34,3 +34,13 @@ def alternate(
             fn()
             times.append(time.perf_counter() - started)
     return times_a, times_b
+
+
+def best(fn: Callable[[], Any], repeats: int) -> float:
+    """The fastest of ``repeats`` calls of ``fn``, in seconds (the one least disturbed by a busy machine)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
