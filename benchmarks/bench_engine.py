@@ -184,7 +184,7 @@ def batch_benchmark(records: int, repeats: int, chunk_size: int) -> dict[str, An
 
     from mlsm import Engine, Model, SummaryModel, open_store
     from mlsm.demo import ensure_artifacts
-    from mlsm.runner import RunOptions, run_batch
+    from mlsm.runs import RunOptions, run_batch
 
     ensure_artifacts(EXAMPLE)
     keys = [("logit", "1.0"), ("gbm", "1.0"), ("gbm", "2.0")]

@@ -29,7 +29,7 @@ CHUNK = 20_000
 
 def fill(url: str, documents: int) -> list[str]:
     from mlsm import RunRecord, open_store
-    from mlsm.documents import Batch
+    from mlsm.documents import Documents
 
     rng = random.Random(documents)
     ids = [uuid.UUID(int=rng.getrandbits(128)).hex for _ in range(max(1, documents // 3))]
@@ -45,7 +45,7 @@ def fill(url: str, documents: int) -> list[str]:
                 for lead in chosen
             ]  # fmt: skip
             run.chunks += 1
-            store.write(Batch("lead", chosen, docs, run=run.id), run)
+            store.write(Documents("lead", chosen, docs, run=run.id), run)
     return ids
 
 

@@ -54,7 +54,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def start_server(folder: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], str, Path]:
     log = folder / "serve.log"
-    command = [sys.executable, "-m", "mlsm.cli", "serve", str(EXAMPLE / "models.py"), "--id-field", ID_FIELD]
+    command = [sys.executable, "-m", "mlsm", "serve", str(EXAMPLE / "models.py"), "--id-field", ID_FIELD]
     command += ["--port", "0", "--store", f"sqlite:///{folder / 'bench.db'}", *extra]
     # the example's active models live in mlsm's own repository, on whatever branch this checkout is
     command += ["--allow-unreleased"]
@@ -143,8 +143,8 @@ async def load(url: str, bodies: list[bytes], concurrency: int, seconds: float) 
 
 def engine_figures(records: list[dict[str, Any]], seconds: float) -> dict[str, dict[str, float]]:
     from mlsm.engine import Engine
-    from mlsm.loader import load_models
-    from mlsm.service.batcher import score_records
+    from mlsm.lifecycle.loader import load_models
+    from mlsm.service.grouping import score_records
 
     engine = Engine(load_models(str(EXAMPLE / "models.py")).models)
     for record in records[:50]:

@@ -56,7 +56,7 @@ def chunks(documents: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def store_writer(url_for: Callable[[], str], documents: list[dict[str, Any]]) -> Callable[[], None]:
     from mlsm import RunRecord, open_store
-    from mlsm.documents import Batch
+    from mlsm.documents import Documents
 
     def write() -> None:
         with open_store(url_for()) as store:
@@ -66,7 +66,7 @@ def store_writer(url_for: Callable[[], str], documents: list[dict[str, Any]]) ->
                 ids = [d["lead_id"] for d in part]
                 run.rows += len(part)
                 run.chunks += 1
-                store.write(Batch("lead_id", ids, part, run=run.id), run)
+                store.write(Documents("lead_id", ids, part, run=run.id), run)
 
     return write
 

@@ -81,7 +81,7 @@ def run_mlsm(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: 
     full_env.pop("MLSM_STORE", None)
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, "-m", "mlsm.cli", *map(str, args)],
+        [sys.executable, "-m", "mlsm", *map(str, args)],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from mlsm import Engine, Model
 from mlsm.demo import _module
-from mlsm.loader import load_models
+from mlsm.lifecycle.loader import load_models
 
 from .conftest import EXAMPLE
 

@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from mlsm import StoreNotFound, open_store
-from mlsm.documents import Batch, make_document
+from mlsm.documents import Documents, make_document
 
 from .conftest import CliResult, run_mlsm
 from .servers import CuttingProxy, free_port
@@ -191,7 +191,7 @@ def test_a_server_gone_mid_read_is_one_line_and_exit_2(
     slots = {"champion": {"1.0": {"score": 0.5}}, "challenger": {"2.0": {"score": 0.25}}}
     ids = [f"{i:05d}" for i in range(3000)] + ["busy"] * 3000  # an export's worth, and one id's long history
     with open_store(url) as store:
-        store.write(Batch("id", ids, [make_document("id", i, slots, run="r", timestamp=1) for i in ids], run="r"))
+        store.write(Documents("id", ids, [make_document("id", i, slots, run="r", timestamp=1) for i in ids], run="r"))
     where = urlsplit(url)
     commands = [
         ("export", "--output", "out.jsonl"),
@@ -260,7 +260,7 @@ def test_read_commands_read_a_store_in_a_folder_nobody_may_write(
     assert subprocess.run(read_only(folder, "touch", str(folder / "probe")), capture_output=True).returncode != 0
     outputs = {}
     for command in READ_COMMANDS:
-        argv = read_only(folder, sys.executable, "-m", "mlsm.cli", *command, "--store", url)
+        argv = read_only(folder, sys.executable, "-m", "mlsm", *command, "--store", url)
         done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, (command, done.stderr)
         outputs[command[0]] = done.stdout

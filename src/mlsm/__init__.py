@@ -6,8 +6,9 @@ The original API (``Model``, ``SummaryModel``, ``RunModels``, ``RunSummaryModels
 
 from __future__ import annotations
 
-from .engine import Engine
-from .errors import (
+from mlsm._version import __version__
+from mlsm.engine import Engine
+from mlsm.errors import (
     InputError,
     InvalidId,
     MlsmError,
@@ -32,12 +33,10 @@ from .errors import (
     UnknownIdField,
     UnreleasedModelError,
 )
-from .fields import MISSING, Field
-from .models import STATUSES, Model, SummaryModel
-from .seed import RunModels, RunModelsAll, RunSummaryModels
-from .stores import DEFAULT_STORE, RunRecord, Store, open_store
-
-__version__ = "0.1.0"
+from mlsm.fields import MISSING, Field
+from mlsm.legacy import RunModels, RunModelsAll, RunSummaryModels
+from mlsm.models import STATUSES, Model, SummaryModel
+from mlsm.stores import DEFAULT_STORE, RunRecord, Store, open_store
 
 __all__ = [
     "DEFAULT_STORE",

@@ -16,12 +16,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .engine import Engine
-from .errors import MlsmError
-from .loader import load_models
-from .provenance import collect_provenance
-from .runner import RunOptions, format_summary, run_batch
-from .stores import open_store
+from mlsm.engine import Engine
+from mlsm.errors import MlsmError
+from mlsm.lifecycle.loader import load_models
+from mlsm.lifecycle.provenance import collect_provenance
+from mlsm.runs import RunOptions, format_summary, run_batch
+from mlsm.stores import open_store
 
 __all__ = ["example_dir", "run_demo"]
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Batch", "decode", "encode", "encode_value", "make_document", "ordered"]
+__all__ = ["Documents", "decode", "encode", "encode_value", "make_document", "ordered"]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -36,8 +36,8 @@ def encode_value(value: Any) -> str:
 
 
 def _repaired(document: dict[str, Any]) -> dict[str, Any]:
-    from .engine import error_slot
-    from .outputs import BadOutput, clean_result
+    from mlsm.engine import error_slot
+    from mlsm.engine._outputs import BadOutput, clean_result
 
     results: dict[str, Any] = {}
     for name, versions in document.get("results", {}).items():
@@ -81,7 +81,7 @@ def make_document(
     return document
 
 
-class Batch:
+class Documents:
     """The documents of one chunk, written to a store in one transaction.
 
     Built from documents (encoded to JSON at most once, when a store or ``--output`` needs the text) or from their
@@ -100,7 +100,7 @@ class Batch:
         timestamp: int | None = None,
     ) -> None:
         if documents is None and json is None:
-            raise ValueError("a Batch needs its documents or their JSON")
+            raise ValueError("Documents need the documents or their JSON")
         self.id_field = id_field
         self.ids = ids
         self.run = run
@@ -121,7 +121,7 @@ class Batch:
         return self._documents
 
     @classmethod
-    def merge(cls, batches: list[Batch]) -> Batch:
+    def merge(cls, batches: list[Documents]) -> Documents:
         """One batch holding the documents of ``batches`` in order (same id field and run), JSON kept."""
         first = batches[0]
         if len(batches) == 1:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelDefinitionError
+from mlsm.errors import ModelDefinitionError
 
 __all__ = [
     "MISSING",

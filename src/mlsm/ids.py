@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .errors import InvalidId
-from .fields import MISSING
+from mlsm.errors import InvalidId
+from mlsm.fields import MISSING
 
 __all__ = ["MAX_ID_LENGTH", "normalize_id"]
 

@@ -60,7 +60,7 @@ class Model:
 
     def execute(self, data: Mapping[str, Any], results: dict[str, Any]) -> dict[str, Any]:
         """Validate ``data``, run the model, and put its result (or ``_error``) at ``results[name][version]``."""
-        from .engine import run_single
+        from mlsm.engine import run_single
 
         return run_single(self, data, results)
 
@@ -68,7 +68,7 @@ class Model:
         """Preflight the model as ``mlsm test`` does (its basic example, then ``examples`` inputs generated from its
         fields, default 100, numbers of realistic magnitude unless ``extremes``); False when it raises, returns what
         a run cannot store, or exceeds the time budget on one of them."""
-        from .preflight import preflight_model
+        from mlsm.lifecycle.preflight import preflight_model
 
         return preflight_model(self, examples=examples, extremes=extremes).passed
 

@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from .errors import InputError, InvalidId, UnknownIdField
-from .fields import MISSING, show_value
-from .ids import normalize_id
-from .unicode import record_text_problem
+from mlsm.errors import InputError, InvalidId, UnknownIdField
+from mlsm.fields import MISSING, show_value
+from mlsm.ids import normalize_id
+from mlsm.unicode import record_text_problem
 
 __all__ = [
     "FORMATS",

@@ -162,7 +162,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         full_env.update(env or {})
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "mlsm.cli", "serve", *map(str, args), "--port", "0"],
+                [sys.executable, "-m", "mlsm", "serve", *map(str, args), "--port", "0"],
                 cwd=tmp_path,
                 env=full_env,
                 stdout=log,

@@ -8,19 +8,19 @@ from typing import Any
 import pytest
 
 from mlsm import RunError, RunRecord, Store, StoreError, StoreNotFound, open_store
-from mlsm.documents import Batch, make_document
+from mlsm.documents import Documents, make_document
 
 from .conftest import Outage
 
 
-def batch(run: str | None, *pairs: tuple[str, float], id_field: str = "lead") -> Batch:
+def batch(run: str | None, *pairs: tuple[str, float], id_field: str = "lead") -> Documents:
     docs = [
         make_document(
             id_field, id_value, {"m": {"1": {"score": score, "_status": "active"}}}, run=run, timestamp=int(time.time())
         )
         for id_value, score in pairs
     ]
-    return Batch(id_field, [p[0] for p in pairs], docs, run=run)
+    return Documents(id_field, [p[0] for p in pairs], docs, run=run)
 
 
 def scores(documents: list[dict[str, Any]]) -> list[float]:
@@ -65,12 +65,12 @@ def test_ids_that_look_numeric_are_kept_as_text(store: Store) -> None:
     assert scores([store.current("2"), store.current("02"), store.current("id")]) == [0.2, 0.02, 0.9]  # type: ignore[list-item]
 
 
-def other_model(run: str, *ids: str) -> Batch:
+def other_model(run: str, *ids: str) -> Documents:
     docs = [
         make_document("lead", i, {"other": {"2": {"x": 1, "_status": "draft"}}}, run=run, timestamp=int(time.time()))
         for i in ids
     ]
-    return Batch("lead", list(ids), docs, run=run)
+    return Documents("lead", list(ids), docs, run=run)
 
 
 def test_export_gives_each_ids_current_document_in_id_order(store: Store) -> None:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from mlsm import open_store
-from mlsm.documents import Batch, make_document
+from mlsm.documents import Documents, make_document
 
 
 def fill(url: str, count: int = 3000) -> None:
@@ -19,7 +19,7 @@ def fill(url: str, count: int = 3000) -> None:
         docs = [
             make_document("lead", i, {"m": {"1": {"score": 0.5}}}, run="r", timestamp=int(time.time())) for i in ids
         ]
-        store.write(Batch("lead", ids, docs, run="r"))
+        store.write(Documents("lead", ids, docs, run="r"))
 
 
 @pytest.mark.slow

@@ -1158,7 +1158,7 @@ def _echarts_js() -> str:
     try:
         return resources.files("mlsm.evaluation").joinpath("_vendor", "echarts.min.js").read_text(encoding="utf-8")
     except FileNotFoundError:
-        from ..errors import MlsmError
+        from mlsm.errors import MlsmError
 
         raise MlsmError(
             "the report's charting library (ECharts) is not installed: run scripts/ensure-echarts "

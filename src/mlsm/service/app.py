@@ -46,15 +46,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from .. import __version__
-from ..documents import encode, encode_value
-from ..errors import InvalidId, QueueFull, ReloadError, RequestError, ResultNotStored, ResultRefused
-from ..ids import normalize_id
-from ..unicode import text_problem
-from .keys import ADMIN, SCORING
-from .modelset import ServingSet, settings_changes
-from .openapi import add_model_schemas
-from .runtime import ServiceRuntime
+from mlsm._version import __version__
+from mlsm.documents import encode, encode_value
+from mlsm.errors import InvalidId, QueueFull, ReloadError, RequestError, ResultNotStored, ResultRefused
+from mlsm.ids import normalize_id
+from mlsm.service.keys import ADMIN, SCORING
+from mlsm.service.modelset import ServingSet, settings_changes
+from mlsm.service.openapi import add_model_schemas
+from mlsm.service.runtime import ServiceRuntime
+from mlsm.unicode import text_problem
 
 __all__ = ["create_app"]
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .settings import ServiceSettings
+from mlsm.service.settings import ServiceSettings
 
 __all__ = ["ConnectionLimits", "GuardedProtocol", "guarded_protocol"]
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ServiceError
+from mlsm.errors import ServiceError
 
 __all__ = ["ADMIN", "SCORING", "KeyRing", "Scope", "parse_keys", "read_keys"]
 

@@ -176,8 +176,8 @@ class ServiceMetrics:
         self._child("closed", reason, self.connections_closed).inc()
 
     def set_preflight(self, reports: Mapping[str, Any]) -> None:
-        """The live set's preflight reports (``name@version``: :class:`~mlsm.preflight.PreflightReport`), replacing
-        the previous set's."""
+        """The live set's preflight reports (``name@version``:
+        :class:`~mlsm.lifecycle.preflight.PreflightReport`), replacing the previous set's."""
         self.preflight.failing = {key: report.failing for key, report in reports.items()}
 
     def _child(self, kind: str, label: str, metric: Any) -> Any:

@@ -1,9 +1,9 @@
 """The live model set of the service, and reloading it without ever serving a broken one.
 
 A :class:`ServingSet` is one load of ``MODELS`` (a ``.py`` file, a dotted module or a project file, through
-:func:`mlsm.project.load_model_set`, as ``mlsm run`` loads it) that passed the draft rule
-(:func:`mlsm.provenance.release_gate`, whose provenance it keeps), planned into an :class:`~mlsm.Engine`, with
-every model preflighted and none blocking (:attr:`mlsm.preflight.PreflightReport.blocking`: an active model
+:func:`mlsm.lifecycle.project.load_model_set`, as ``mlsm run`` loads it) that passed the draft rule
+(:func:`mlsm.lifecycle.provenance.release_gate`, whose provenance it keeps), planned into an :class:`~mlsm.Engine`, with
+every model preflighted and none blocking (:attr:`mlsm.lifecycle.preflight.PreflightReport.blocking`: an active model
 failing its basic example, every generated input, or storable output on most; with ``strict_preflight``, any
 failure of any model). A model that fails on some inputs serves, its failures kept in the set's ``preflight``
 reports: the engine isolates them in its result slot. :class:`LiveModels` holds the set that serves; a reload
@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from ..engine import Engine
-from ..errors import MlsmError, ReloadError, UnreleasedModelError
-from ..fields import as_field
-from ..models import Model, SummaryModel
-from ..preflight import PreflightReport, preflight_model
-from ..project import ModelSet, load_model_set
-from ..provenance import code_digest, file_digest, release_gate, release_policy
-from ..timeouts import OnCall
-from .settings import ServiceSettings
+from mlsm.engine import Engine
+from mlsm.engine._timeouts import OnCall
+from mlsm.errors import MlsmError, ReloadError, UnreleasedModelError
+from mlsm.fields import as_field
+from mlsm.lifecycle.preflight import PreflightReport, preflight_model
+from mlsm.lifecycle.project import ModelSet, load_model_set
+from mlsm.lifecycle.provenance import code_digest, file_digest, release_gate, release_policy
+from mlsm.models import Model, SummaryModel
+from mlsm.service.settings import ServiceSettings
 
 __all__ = ["LiveModels", "ServingSet", "load_serving_set", "load_serving_set_within", "settings_changes"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import as_field
-from ..ids import MAX_ID_LENGTH
-from .modelset import ServingSet
+from mlsm.fields import as_field
+from mlsm.ids import MAX_ID_LENGTH
+from mlsm.service.modelset import ServingSet
 
 __all__ = ["add_model_schemas", "field_schema"]
 

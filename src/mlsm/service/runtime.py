@@ -3,8 +3,8 @@
 :meth:`ServiceRuntime.open` does everything that can fail at setup (load the models, apply the draft rule,
 preflight them, open the store, register the service's run) before anything listens, so ``mlsm serve`` can exit 2
 with one line. The run record says which code served: ``info["provenance"]`` is the live set's (as
-:func:`~mlsm.provenance.release_gate` gives it, updated on every successful reload) and ``info["sets"]`` lists every
-set the run served, each with its own provenance, so a stored document's ``_run`` leads to its code.
+:func:`~mlsm.lifecycle.provenance.release_gate` gives it, updated on every successful reload) and ``info["sets"]``
+lists every set the run served, each with its own provenance, so a stored document's ``_run`` leads to its code.
 :meth:`start` and :meth:`stop` are the ASGI lifespan: ``stop`` runs after the server has stopped accepting and
 its in-flight requests have answered, drains the writer, and marks the run completed.
 """
@@ -16,18 +16,18 @@ import os
 import time
 from typing import Any
 
-from .. import __version__
-from ..documents import Batch, make_document
-from ..provenance import unreleased_warning
-from ..runner import new_run_id
-from ..stores.base import RunRecord, Store, open_store
-from .batcher import Batcher
-from .keys import KeyRing
-from .logs import EventLog
-from .metrics import ServiceMetrics
-from .modelset import LiveModels, ServingSet, load_serving_set_within, settings_changes
-from .settings import ServiceSettings
-from .writer import ResultWriter
+from mlsm._version import __version__
+from mlsm.documents import Documents, make_document
+from mlsm.lifecycle.provenance import unreleased_warning
+from mlsm.runs import new_run_id
+from mlsm.service.grouping import Grouper
+from mlsm.service.keys import KeyRing
+from mlsm.service.logs import EventLog
+from mlsm.service.metrics import ServiceMetrics
+from mlsm.service.modelset import LiveModels, ServingSet, load_serving_set_within, settings_changes
+from mlsm.service.settings import ServiceSettings
+from mlsm.service.writer import ResultWriter
+from mlsm.stores.base import RunRecord, Store, open_store
 
 __all__ = ["ServiceRuntime", "load_first_set", "new_service_run_id", "record_set", "service_run_info", "set_info"]
 
@@ -62,7 +62,7 @@ class ServiceRuntime:
         )
         self.live = LiveModels(first, settings=settings, on_call=metrics.on_model_call)
         metrics.set_preflight(first.preflight)
-        self.batcher = Batcher(
+        self.grouper = Grouper(
             max_size=settings.batch_max_size,
             max_wait_ms=settings.batch_max_wait_ms,
             threads=settings.scoring_threads,
@@ -74,7 +74,7 @@ class ServiceRuntime:
             owns_run=owns_run,
             capacity=settings.queue_size,
             wait_ms=settings.queue_wait_ms,
-            max_batch=settings.write_batch,
+            max_documents=settings.write_max_documents,
             retry_seconds=settings.store_retry,
             on_write=metrics.on_write,
             on_failure=metrics.on_write_failure,
@@ -132,7 +132,7 @@ class ServiceRuntime:
         """Write everything queued, mark the run completed and close the store (the lifespan's shutdown)."""
         self.stopping = True
         await self.writer.close()
-        self.batcher.close()
+        self.grouper.close()
         if self.owns_run:
             self.run.status = "completed"
             self.run.ended = time.time()
@@ -146,24 +146,24 @@ class ServiceRuntime:
 
     # -- scoring -----------------------------------------------------------------------------------------------
 
-    async def score(self, records: list[dict[str, Any]], ids: list[str]) -> Batch:
+    async def score(self, records: list[dict[str, Any]], ids: list[str]) -> Documents:
         """Score ``records`` on the live set, store them, and return their documents once committed.
 
         Raises ``ResultNotStored`` (``QueueFull``, ``ResultRefused``) when the results could not be stored.
         """
         model_set = self.live.current  # held until this request answers, whatever reloads meanwhile
-        results = await self.batcher.score(model_set, records)
+        results = await self.grouper.score(model_set, records)
         # counting, building and encoding the documents of a large request take a while: not on the event loop
         batch = await asyncio.get_running_loop().run_in_executor(None, self._batch, ids, results)
         await self.writer.submit(batch)
         return batch
 
-    def _batch(self, ids: list[str], results: list[dict[str, Any]]) -> Batch:
+    def _batch(self, ids: list[str], results: list[dict[str, Any]]) -> Documents:
         self.metrics.count_results(results)
         now = int(time.time())
         id_field, run_id = self.settings.id_field, self.run.id
         documents = [make_document(id_field, i, r, run=run_id, timestamp=now) for i, r in zip(ids, results)]
-        batch = Batch(id_field, ids, documents, run=run_id)
+        batch = Documents(id_field, ids, documents, run=run_id)
         batch.json()
         return batch
 
@@ -171,7 +171,7 @@ class ServiceRuntime:
         """Read the key files again, reload the models (see :class:`LiveModels`), count and log the outcome, and
         record the new set and its provenance in the run. Raises ``ReloadError`` when the reload was refused.
         """
-        from ..errors import ReloadError
+        from mlsm.errors import ReloadError
 
         self._reload_keys(trigger)
         started = time.perf_counter()

@@ -29,9 +29,9 @@ import tempfile
 import time
 from typing import Any
 
-from ..errors import MlsmError, ServiceError
-from .logs import EventLog, capture_server_logs
-from .settings import ServiceSettings
+from mlsm.errors import MlsmError, ServiceError
+from mlsm.service.logs import EventLog, capture_server_logs
+from mlsm.service.settings import ServiceSettings
 
 __all__ = ["bind_socket", "serve"]
 
@@ -64,8 +64,8 @@ def serve(
 ) -> int:
     """Run ``mlsm serve`` until SIGTERM/SIGINT; returns the exit status. Setup problems raise ``MlsmError``.
     ``key_source`` and ``admin_key_source`` say where the keys came from (for the ``listening`` line)."""
-    from .metrics import ServiceMetrics
-    from .runtime import load_first_set
+    from mlsm.service.metrics import ServiceMetrics
+    from mlsm.service.runtime import load_first_set
 
     settings.check()
     log = log if log is not None else EventLog(access=settings.access_log)
@@ -135,7 +135,7 @@ def _quiet_exit_signals() -> None:
 def _uvicorn_server(app: Any, settings: ServiceSettings, runtime: Any) -> Any:
     import uvicorn
 
-    from .connections import ConnectionLimits, guarded_protocol
+    from mlsm.service.connections import ConnectionLimits, guarded_protocol
 
     limits = ConnectionLimits.from_settings(settings)
     if limits.max_connections < settings.max_connections:
@@ -187,8 +187,8 @@ def _freeze_heap(runtime: Any) -> None:
 def _serve_one(
     settings: ServiceSettings, sock: socket.socket, first: Any, metrics: Any, sources: Any, log: EventLog
 ) -> int:
-    from .app import create_app
-    from .runtime import ServiceRuntime
+    from mlsm.service.app import create_app
+    from mlsm.service.runtime import ServiceRuntime
 
     runtime = ServiceRuntime.open(settings, log=log, first=first, metrics=metrics)
     _freeze_heap(runtime)
@@ -207,12 +207,12 @@ def _worker_main(
     settings: ServiceSettings, run_id: str, sock: socket.socket, events: Any, index: int, supervisor: int
 ) -> None:
     """A worker process: its own runtime under the supervisor's run, serving the shared socket."""
-    from .._children import die_with_parent
+    from mlsm._children import die_with_parent
 
     # first: nothing supervises or reloads a worker whose supervisor died, so it drains (SIGTERM) and exits
     die_with_parent(supervisor, signal.SIGTERM, grace=settings.shutdown_timeout + 5)
-    from .app import create_app
-    from .runtime import ServiceRuntime, set_info
+    from mlsm.service.app import create_app
+    from mlsm.service.runtime import ServiceRuntime, set_info
 
     log = EventLog(access=settings.access_log)
     try:
@@ -239,8 +239,8 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sourc
     import multiprocessing
     import queue
 
-    from ..stores.base import RunRecord, open_store
-    from .runtime import new_service_run_id, record_set, service_run_info
+    from mlsm.service.runtime import new_service_run_id, record_set, service_run_info
+    from mlsm.stores.base import RunRecord, open_store
 
     try:
         store = open_store(settings.store)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError, ServiceError
+from mlsm.errors import ProjectError, ServiceError
 
 __all__ = ["LOOPBACK", "PROJECT_KEYS", "ServiceSettings", "parse_size", "project_service_options"]
 
@@ -62,7 +62,7 @@ class ServiceSettings:
     batch_max_wait_ms: float = 5.0  # longest a record waits for others while a group is being scored
     queue_size: int = 10_000  # result documents waiting for the store, at most
     queue_wait_ms: float = 250.0  # how long a request waits for room in a full queue before its 503
-    write_batch: int = 1000  # documents per store transaction, at most
+    write_max_documents: int = 1000  # documents per store transaction, at most
     store_retry: float = 5.0  # how long the writer retries an unavailable store before answering 503
     shutdown_timeout: float = 30.0  # SIGTERM: longest wait for in-flight requests before closing them
     reload_timeout: float = 120.0  # longest loading the models (import + preflight) may take, at start or reload
@@ -131,7 +131,7 @@ _RULES: dict[str, tuple[str, str]] = {  # setting: (kind, what a valid value is)
     "max_header_bytes": ("whole", _WHOLE),
     "batch_max_size": ("whole", _WHOLE),
     "queue_size": ("whole", _WHOLE),
-    "write_batch": ("whole", _WHOLE),
+    "write_max_documents": ("whole", _WHOLE),
     "scoring_threads": ("whole", _WHOLE),
     "model_timeout": ("positive", "expected a number of seconds above 0"),
     "queue_wait_ms": ("positive", "expected a number of milliseconds above 0"),

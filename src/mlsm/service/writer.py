@@ -2,7 +2,7 @@
 once its documents are committed.
 
 Requests put their documents in a bounded queue (counted in documents, including those being written) and wait
-for the commit; the writer takes everything queued, up to ``max_batch`` documents, and writes it in one store
+for the commit; the writer takes everything queued, up to ``max_documents`` documents, and writes it in one store
 transaction (group commit), so the store sees few large writes under load. When the queue is full a request waits
 up to ``wait_ms`` for room, then gets :class:`~mlsm.errors.QueueFull` (503). An unavailable store is retried for
 ``retry_seconds``; after that the waiting requests get :class:`~mlsm.errors.ResultNotStored` (503). A store that
@@ -20,10 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..documents import Batch
-from ..errors import MlsmError, QueueFull, ResultNotStored, ResultRefused, StoreUnavailable
-from ..runner import Counts
-from ..stores.base import RunRecord, Store
+from mlsm.documents import Documents
+from mlsm.errors import MlsmError, QueueFull, ResultNotStored, ResultRefused, StoreUnavailable
+from mlsm.runs import Counts
+from mlsm.stores.base import RunRecord, Store
 
 __all__ = ["ResultWriter"]
 
@@ -44,7 +44,7 @@ class ResultWriter:
         owns_run: bool,
         capacity: int,
         wait_ms: float,
-        max_batch: int,
+        max_documents: int,
         retry_seconds: float,
         on_write: Callable[[int, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
@@ -54,12 +54,12 @@ class ResultWriter:
         self.owns_run = owns_run
         self.capacity = capacity
         self.wait = wait_ms / 1000.0
-        self.max_batch = max_batch
+        self.max_documents = max_documents
         self.retry_seconds = retry_seconds
         self._on_write = on_write
         self._on_failure = on_failure
         self._counts = Counts.from_dict(run.counts)
-        self._items: deque[tuple[Batch, asyncio.Future[None]]] = deque()
+        self._items: deque[tuple[Documents, asyncio.Future[None]]] = deque()
         self._queued = 0  # documents accepted and not yet committed (waiting or being written)
         self._cond: asyncio.Condition | None = None
         self._closing = False
@@ -77,7 +77,7 @@ class ResultWriter:
         self._cond = asyncio.Condition()
         self._task = asyncio.create_task(self._run(), name="mlsm-writer")
 
-    async def submit(self, batch: Batch) -> None:
+    async def submit(self, batch: Documents) -> None:
         """Queue ``batch`` and return once it is committed; ``QueueFull`` or ``ResultNotStored`` otherwise."""
         cond = self._cond
         if cond is None or self._closing:
@@ -123,11 +123,11 @@ class ResultWriter:
                     return
                 taken = [self._items.popleft()]
                 size = len(taken[0][0])
-                while self._items and size + len(self._items[0][0]) <= self.max_batch:
+                while self._items and size + len(self._items[0][0]) <= self.max_documents:
                     item = self._items.popleft()
                     taken.append(item)
                     size += len(item[0])
-            batch = Batch.merge([b for b, _ in taken])
+            batch = Documents.merge([b for b, _ in taken])
             try:
                 await self._write(batch)
             except ResultRefused as exc:
@@ -149,12 +149,12 @@ class ResultWriter:
                 self._queued -= size
                 cond.notify_all()
 
-    def _settle(self, taken: list[tuple[Batch, asyncio.Future[None]]]) -> None:
+    def _settle(self, taken: list[tuple[Documents, asyncio.Future[None]]]) -> None:
         for _, future in taken:
             if not future.done():
                 future.set_result(None)
 
-    def _fail(self, taken: list[tuple[Batch, asyncio.Future[None]]], exc: BaseException) -> None:
+    def _fail(self, taken: list[tuple[Documents, asyncio.Future[None]]], exc: BaseException) -> None:
         if self._on_failure is not None:
             self._on_failure()
         failure = exc if isinstance(exc, ResultNotStored) else ResultNotStored(f"result not stored: {exc}")
@@ -162,7 +162,7 @@ class ResultWriter:
             if not future.done():
                 future.set_exception(failure)
 
-    async def _write(self, batch: Batch) -> None:
+    async def _write(self, batch: Documents) -> None:
         """Write ``batch``, retrying an unavailable store; ``ResultNotStored`` when it stays unavailable,
         ``ResultRefused`` when the store refuses the batch for good."""
         loop = asyncio.get_running_loop()
@@ -186,7 +186,7 @@ class ResultWriter:
                 self._on_write(len(batch), time.perf_counter() - started)
             return
 
-    def _write_now(self, batch: Batch) -> None:
+    def _write_now(self, batch: Documents) -> None:
         if not self.owns_run:
             self.store.write(batch)
             return

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import DEFAULT_STORE, RunRecord, Store, default_store_url, open_store
+from mlsm.stores.base import DEFAULT_STORE, RunRecord, Store, default_store_url, open_store
 
 __all__ = ["DEFAULT_STORE", "RunRecord", "Store", "default_store_url", "open_store"]

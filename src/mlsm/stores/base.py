@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..documents import Batch
-from ..errors import RunError, StoreConfigError, StoreError
+from mlsm.documents import Documents
+from mlsm.errors import RunError, StoreConfigError, StoreError
 
 __all__ = ["DEFAULT_STORE", "MODES", "ChunkMark", "RunRecord", "Store", "default_store_url", "open_store"]
 
@@ -147,11 +147,11 @@ class Store(ABC):
     # -- results ---------------------------------------------------------------------------------------------
 
     @abstractmethod
-    def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+    def write(self, batch: Documents, run: RunRecord | None = None) -> None:
         """Store ``batch`` atomically; with ``run``, commit its progress (rows, chunks, counts) with it."""
 
     @abstractmethod
-    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+    def write_chunk(self, batch: Documents, mark: ChunkMark) -> bool:
         """Store ``batch`` and ``mark`` atomically, unless that chunk was committed before (then False, nothing
         written). Writers of one run may call it concurrently, in any order."""
 
@@ -270,15 +270,15 @@ def open_store(url: str | None = None, *, mode: str = "write") -> Store:
         raise StoreConfigError(f"bad store URL {redact_url(url)}: {exc}") from exc
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
-        from .sqlite import SQLiteStore
+        from mlsm.stores.sqlite import SQLiteStore
 
         return SQLiteStore(url, mode=mode)
     if scheme in ("postgresql", "postgres"):
-        from .postgres import PostgresStore
+        from mlsm.stores.postgres import PostgresStore
 
         return PostgresStore(url, mode=mode)
     if scheme in ("mongodb", "mongodb+srv"):
-        from .mongo import MongoStore
+        from mlsm.stores.mongo import MongoStore
 
         return MongoStore(url, mode=mode)
     raise StoreConfigError(

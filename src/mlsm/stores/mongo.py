@@ -22,21 +22,10 @@ from dataclasses import asdict, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..documents import Batch
-from ..errors import StoreConfigError, StoreNotFound, StoreUnavailable
-from .base import (
-    ChunkMark,
-    RunRecord,
-    Store,
-    first_line,
-    has_model,
-    newest_per_id,
-    redact_url,
-    split_model,
-)
-from .base import (
-    already_written as _already_written,
-)
+from mlsm.documents import Documents
+from mlsm.errors import StoreConfigError, StoreNotFound, StoreUnavailable
+from mlsm.stores.base import ChunkMark, RunRecord, Store, first_line, has_model, newest_per_id, redact_url, split_model
+from mlsm.stores.base import already_written as _already_written
 
 __all__ = ["MongoStore"]
 
@@ -176,7 +165,7 @@ class MongoStore(Store):
 
     # -- results ---------------------------------------------------------------------------------------------
 
-    def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+    def write(self, batch: Documents, run: RunRecord | None = None) -> None:
         self._writable()
         if run is None:  # no progress to commit: the chunk is in once all its documents are
             self._guard(lambda: self._write_noted(batch, batch.run or "", 0, lambda: None, {"complete": True}))
@@ -188,7 +177,7 @@ class MongoStore(Store):
         done = {"run": run.id, "chunks": run.chunks}  # the run's progress says the chunk is in
         self._guard(lambda: self._write_noted(batch, run.id, run.chunks, progress, done))
 
-    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+    def write_chunk(self, batch: Documents, mark: ChunkMark) -> bool:
         self._writable()
 
         def record() -> None:
@@ -207,7 +196,7 @@ class MongoStore(Store):
         found = self._guard(lambda: list(self._chunks.find({"run": run_id}).sort([("source", 1), ("first", 1)])))
         return [_mark(document) for document in found]
 
-    def _write_noted(self, batch: Batch, run_id: str, sequence: int, commit: Any, done: dict[str, Any]) -> None:
+    def _write_noted(self, batch: Documents, run_id: str, sequence: int, commit: Any, done: dict[str, Any]) -> None:
         """Write a chunk without multi-document transactions (a standalone server has none).
 
         The steps: note the write (an intent), bump the older documents' ``_current``, insert the new documents,
@@ -313,7 +302,7 @@ class MongoStore(Store):
         id_field = self.id_field
         if id_field is None:
             raise StoreConfigError(f"MongoDB store {redact_url(self.url)}: name the documents' id field to write them")
-        batch = Batch(id_field, [document[id_field] for document in documents], documents)
+        batch = Documents(id_field, [document[id_field] for document in documents], documents)
         self._guard(lambda: self._write_noted(batch, "", 0, lambda: None, {"complete": True}))
 
     def _write_documents(self, id_field: str, documents: list[dict[str, Any]]) -> None:
@@ -384,7 +373,7 @@ class MongoStore(Store):
         try:
             self._guard(lambda: self._runs.insert_one({"_id": run.id, **run.to_dict()}))
         except DuplicateKeyError as exc:
-            from ..errors import RunError
+            from mlsm.errors import RunError
 
             raise RunError(
                 f"run {run.id!r} already exists in {redact_url(self.url)}: pick another --run-id, or add --resume"

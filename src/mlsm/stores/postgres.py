@@ -17,9 +17,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..documents import Batch, ordered
-from ..errors import RunError, StoreConfigError, StoreNotFound, StoreUnavailable
-from .base import ChunkMark, RunRecord, Store, already_written, check_id_field, first_line, redact_url, split_model
+from mlsm.documents import Documents, ordered
+from mlsm.errors import RunError, StoreConfigError, StoreNotFound, StoreUnavailable
+from mlsm.stores.base import (
+    ChunkMark,
+    RunRecord,
+    Store,
+    already_written,
+    check_id_field,
+    first_line,
+    redact_url,
+    split_model,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -121,7 +130,7 @@ class PostgresStore(Store):
 
     # -- results ---------------------------------------------------------------------------------------------
 
-    def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+    def write(self, batch: Documents, run: RunRecord | None = None) -> None:
         import psycopg
 
         self._writable()
@@ -134,7 +143,7 @@ class PostgresStore(Store):
         except psycopg.Error as exc:
             raise self._unavailable("refused a write", exc) from exc
 
-    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+    def write_chunk(self, batch: Documents, mark: ChunkMark) -> bool:
         import psycopg
 
         self._writable()
@@ -159,7 +168,7 @@ class PostgresStore(Store):
         except psycopg.Error as exc:
             raise self._unavailable("refused a write", exc) from exc
 
-    def _copy(self, batch: Batch) -> None:
+    def _copy(self, batch: Documents) -> None:
         """The batch's documents into ``mlsm_results`` with one ``COPY`` (inside the caller's transaction)."""
         with self._db.cursor() as cursor, cursor.copy("COPY mlsm_results (id, run, ts, doc) FROM STDIN") as copy:
             for id_value, text in zip(batch.ids, batch.iter_json()):

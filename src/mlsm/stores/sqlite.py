@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from ..documents import Batch, decode
-from ..errors import StoreConfigError, StoreNotFound, StoreUnavailable
-from .base import (
+from mlsm.documents import Documents, decode
+from mlsm.errors import StoreConfigError, StoreNotFound, StoreUnavailable
+from mlsm.stores.base import (
     ChunkMark,
     RunRecord,
     Store,
@@ -157,14 +157,14 @@ class SQLiteStore(Store):
 
     # -- results ---------------------------------------------------------------------------------------------
 
-    def write(self, batch: Batch, run: RunRecord | None = None) -> None:
+    def write(self, batch: Documents, run: RunRecord | None = None) -> None:
         self._writable()
         with self._writing(batch.id_field):
             self._insert(batch)
             if run is not None:
                 self._save_run(run)
 
-    def write_chunk(self, batch: Batch, mark: ChunkMark) -> bool:
+    def write_chunk(self, batch: Documents, mark: ChunkMark) -> bool:
         self._writable()
         with self._writing(batch.id_field):
             found = self._db.execute(
@@ -197,7 +197,7 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
 
-    def _insert(self, batch: Batch) -> None:
+    def _insert(self, batch: Documents) -> None:
         rows = [(id_value, batch.run, batch.timestamp, text) for id_value, text in zip(batch.ids, batch.json())]
         self._db.executemany("INSERT INTO mlsm_results (id, run, ts, doc) VALUES (?, ?, ?, ?)", rows)
 
@@ -270,7 +270,7 @@ class SQLiteStore(Store):
                     f"INSERT INTO mlsm_runs ({RunRecord.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", run.to_row()
                 )
             except sqlite3.IntegrityError as exc:
-                from ..errors import RunError
+                from mlsm.errors import RunError
 
                 raise RunError(
                     f"run {run.id!r} already exists in {self.url}: pick another --run-id, or add --resume"

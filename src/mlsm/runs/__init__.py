@@ -1,0 +1,8 @@
+"""Batch runs: an input read in chunks, scored by the engine in this process, in worker processes or on Ray, and
+stored one transaction per chunk with its checkpoint, so a run resumes exactly."""
+
+from __future__ import annotations
+
+from mlsm.runs._batch import Counts, RunOptions, RunResult, check_run_files, format_summary, new_run_id, run_batch
+
+__all__ = ["Counts", "RunOptions", "RunResult", "check_run_files", "format_summary", "new_run_id", "run_batch"]
