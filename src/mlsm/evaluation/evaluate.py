@@ -1,0 +1,163 @@
+"""``mlsm evaluate``: every model's joined scores against the outcomes, every pair compared on the leads both scored,
+and a verdict per pair, as a table for people or one JSON object for programs.
+
+Input is what the point-in-time join gives per model: the ids, their scores and outcomes, and how many outcomes had
+no usable score (``not_scored``) or only one written after the decision (``late``). The statistics are
+:mod:`mlsm.evaluation._stats`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlsm.evaluation._stats import IdOrder, ModelEvaluation, PairEvaluation, evaluate_model, evaluate_pair
+
+__all__ = ["Evaluation", "ModelScores", "PairResult", "evaluate", "verdict"]
+
+#: Below this p-value a pair's AUC difference is called a difference in the verdict.
+SIGNIFICANCE = 0.05
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """One model@version's joined scores: ``ids``, ``scores`` and ``outcomes`` (0/1) row for row."""
+
+    model: str
+    ids: npt.NDArray[Any]
+    scores: npt.NDArray[np.float64]
+    outcomes: npt.NDArray[np.bool_]
+    not_scored: int = 0
+    late: int = 0
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """Two models compared on the ids both scored: ``b`` against ``a`` (differences are b - a)."""
+
+    a: str
+    b: str
+    result: PairEvaluation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, **self.result.to_dict(), "verdict": verdict(self)}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``mlsm evaluate`` prints: per model its statistics, per pair the comparison."""
+
+    as_of: str
+    outcomes: int
+    models: tuple[tuple[ModelScores, ModelEvaluation], ...]
+    comparisons: tuple[PairResult, ...]
+    level: float = 0.95
+    extra: dict[str, Any] | None = None  # join counts the caller reports (e.g. outcomes too young)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The issue's JSON object (more keys allowed)."""
+        return {
+            "as_of": self.as_of,
+            "outcomes": self.outcomes,
+            **(self.extra or {}),
+            "models": [
+                {"model": scores.model, "not_scored": scores.not_scored, "late": scores.late, **result.to_dict()}
+                for scores, result in self.models
+            ],
+            "comparisons": [pair.to_dict() for pair in self.comparisons],
+        }
+
+    def table(self) -> str:
+        """A plain-text report: one line per model, its decile table, then each pair and its verdict."""
+        lines = [f"{self.outcomes:,} outcomes, scores as of {self.as_of}"]
+        if self.extra:
+            lines[0] += (
+                " (" + ", ".join(f"{key.replace('_', ' ')}: {value:,}" for key, value in self.extra.items()) + ")"
+            )
+        if not self.models:
+            lines.append("no model has a numeric score for these outcomes")
+            return "\n".join(lines)
+        header = f"{'MODEL':<24} {'N':>9} {'POS':>7} {'AUC':>6} {'95% CI':>15} {'KS':>6} {'BRIER':>6} {'LOGLOSS':>7}"
+        header += f" {'ECE':>6} {'NOT SCORED':>10} {'LATE':>6}"
+        lines += ["", header]
+        for scores, result in self.models:
+            lo, hi = result.auc_ci
+            lines.append(
+                f"{scores.model:<24} {result.n:>9,} {result.positives:>7,} {_num(result.auc):>6} "
+                f"{_num(lo) + '-' + _num(hi):>15} {_num(result.ks):>6} {_num(result.brier, 4):>6} "
+                f"{_num(result.log_loss, 4):>7} {_num(result.calibration.ece if result.calibration else None, 4):>6} "
+                f"{scores.not_scored:>10,} {scores.late:>6,}"
+            )
+        for scores, result in self.models:
+            lines += ["", f"{scores.model}: deciles (1 = top 10% by score)"]
+            lines.append(f"{'DECILE':>6} {'N':>9} {'POS':>7} {'RATE':>6} {'LIFT':>6} {'GAIN':>6}")
+            for d in result.deciles:
+                lines.append(
+                    f"{d.decile:>6} {d.n:>9,} {d.positives:>7,} {_num(d.rate)} {_num(d.lift, 2):>6} {_num(d.gain):>6}"
+                )
+        for pair in self.comparisons:
+            swap = pair.result.swap
+            lines += [
+                "",
+                f"{pair.b} vs {pair.a} on {pair.result.n:,} leads both scored: top decile swap "
+                f"{swap.entering.n:,} entering (rate {_num(swap.entering.rate)}), "
+                f"{swap.leaving.n:,} leaving (rate {_num(swap.leaving.rate)})",
+            ]
+        if self.comparisons:
+            lines.append("")
+            lines += [verdict(pair) for pair in self.comparisons]
+        return "\n".join(lines)
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def verdict(pair: PairResult) -> str:
+    """One sentence: which of the two ranks better, by how much, how sure, on how many leads."""
+    test, n = pair.result.test, pair.result.n
+    lo, hi = pair.result.diff_ci
+    if pair.result.reason or test.diff != test.diff:
+        return f"{pair.b} vs {pair.a}: cannot compare on {n:,} leads ({pair.result.reason or 'AUC undefined'})"
+    diff = test.diff
+    detail = f"AUC {diff:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}), p = {_p(test.p_value)}, on {n:,} leads"
+    if test.p_value < SIGNIFICANCE and diff != 0:
+        better, worse = (pair.b, pair.a) if diff > 0 else (pair.a, pair.b)
+        if diff < 0:
+            detail = f"AUC {-diff:+.3f} (95% CI {-hi:+.3f} to {-lo:+.3f}), p = {_p(test.p_value)}, on {n:,} leads"
+        return f"{better} ranks better than {worse}: {detail}"
+    return f"no significant difference between {pair.b} and {pair.a}: {detail}"
+
+
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def evaluate(
+    scored: Sequence[ModelScores],
+    *,
+    as_of: str,
+    outcomes: int,
+    level: float = 0.95,
+    extra: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Evaluate every model with at least one scored outcome and compare every pair over the ids both scored, ``a``
+    before ``b`` in the order given."""
+    models = tuple(
+        (item, evaluate_model(item.outcomes, item.scores, IdOrder(item.ids), level)) for item in scored if item.ids.size
+    )
+    pairs = []
+    for i, (a, _) in enumerate(models):
+        for b, _ in models[i + 1 :]:
+            common, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
+            if not common.size:
+                continue
+            result = evaluate_pair(a.outcomes[in_a], a.scores[in_a], b.scores[in_b], IdOrder(common), level)
+            pairs.append(PairResult(a.model, b.model, result))
+    return Evaluation(as_of, outcomes, models, tuple(pairs), level, extra)
