@@ -139,9 +139,9 @@ def join_outcomes(
             for name, versions in document["results"].items():
                 for version, slot in versions.items():
                     model = f"{name}@{version}"
-                    value = None
+                    value: float | None = None
                     if type(slot) is dict and "_error" not in slot:
-                        number = slot.get(key)
+                        number: Any = slot.get(key)
                         kind = type(number)
                         if (kind is float and isfinite(number)) or (kind is int and -1e308 < number < 1e308):
                             value = float(number)

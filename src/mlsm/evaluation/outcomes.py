@@ -190,7 +190,9 @@ def open_outcome_input(
     if at is not None and at == outcome:
         raise InputError(f"--outcome and --at name the same column {outcome!r}")
     reader = open_inputs(path, id_field=id_field, fields=named, chunk_size=chunk_size)
-    parts = [reader] if not isinstance(reader, SeveralFiles) else [open_inputs(f, id_field=id_field) for f in reader.files]
+    parts = (
+        [reader] if not isinstance(reader, SeveralFiles) else [open_inputs(f, id_field=id_field) for f in reader.files]
+    )
     for part in parts:
         missing = [name for name in named if part.columns is not None and name not in part.columns]
         if missing:

@@ -428,7 +428,9 @@ class MongoStore(Store):
 
     def outcome_history(self, id_value: str) -> list[Outcome]:
         history = self._db["mlsm_outcome_history"]
-        found = self._guard(lambda: list(history.find({"id": {"$eq": id_value}}).sort([("loaded_at", -1), ("_id", -1)])))
+        found = self._guard(
+            lambda: list(history.find({"id": {"$eq": id_value}}).sort([("loaded_at", -1), ("_id", -1)]))
+        )
         return [_outcome({**document, "_id": document["id"]}) for document in found]
 
     def outcome_documents(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeDocuments]:

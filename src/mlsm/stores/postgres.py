@@ -19,7 +19,6 @@ from typing import Any
 
 from mlsm.documents import Documents, ordered
 from mlsm.errors import RunError, StoreConfigError, StoreNotFound, StoreUnavailable
-from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
 from mlsm.stores.base import (
     ChunkMark,
     RunRecord,
@@ -30,6 +29,7 @@ from mlsm.stores.base import (
     redact_url,
     split_model,
 )
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
 
 __all__ = ["PostgresStore"]
 
@@ -301,7 +301,8 @@ class PostgresStore(Store):
                 self._db.execute(
                     f"INSERT INTO mlsm_outcomes ({columns}) SELECT DISTINCT ON (id) {columns} FROM mlsm_outcome_load"
                     " ORDER BY id, pos DESC ON CONFLICT (id) DO UPDATE SET outcome = EXCLUDED.outcome,"
-                    " at = EXCLUDED.at, loaded_at = EXCLUDED.loaded_at, source = EXCLUDED.source, label = EXCLUDED.label"
+                    " at = EXCLUDED.at, loaded_at = EXCLUDED.loaded_at, source = EXCLUDED.source,"
+                    " label = EXCLUDED.label"
                 )
         except psycopg.Error as exc:
             raise self._unavailable("refused a write", exc) from exc

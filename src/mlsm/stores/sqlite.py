@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from mlsm.documents import Documents, decode
 from mlsm.errors import StoreConfigError, StoreNotFound, StoreUnavailable
-from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
 from mlsm.stores.base import (
     ChunkMark,
     RunRecord,
@@ -32,6 +31,7 @@ from mlsm.stores.base import (
     newest_per_id,
     split_model,
 )
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
 
 __all__ = ["SQLiteStore"]
 
