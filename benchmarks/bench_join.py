@@ -78,8 +78,7 @@ def floor(path: Path) -> list[float]:
     rows = db.execute("SELECT doc, MAX(seq) FROM mlsm_results GROUP BY id ORDER BY id").fetchall()
     docs = [json.loads(text) for text, _ in rows]
     frame = pd.DataFrame(
-        {"id": [d["lead"] for d in docs]}
-        | {f"{n}@{v}": [d["results"][n][v]["score"] for d in docs] for n, v in MODELS}
+        {"id": [d["lead"] for d in docs]} | {f"{n}@{v}": [d["results"][n][v]["score"] for d in docs] for n, v in MODELS}
     )
     outcomes = pd.read_sql_query("SELECT id, outcome FROM mlsm_outcomes", db)
     db.close()
