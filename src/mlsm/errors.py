@@ -12,7 +12,8 @@ Setup problems raise; per-record problems never do (they are data in the results
     ├── ModelTimeout
     ├── InputError
     │   ├── UnknownIdField
-    │   └── InvalidId
+    │   ├── InvalidId
+    │   └── InvalidOutcome
     ├── StoreError
     │   ├── StoreConfigError
     │   ├── StoreNotFound
@@ -32,6 +33,7 @@ from __future__ import annotations
 __all__ = [
     "InputError",
     "InvalidId",
+    "InvalidOutcome",
     "MlsmError",
     "ModelCodeChanged",
     "ModelDefinitionError",
@@ -103,6 +105,15 @@ class InvalidId(InputError):
         super().__init__(f"the id {reason}")
         self.reason = reason
         self.missing = missing
+
+
+class InvalidOutcome(InputError):
+    """An outcome line that cannot be loaded (no or bad outcome value, bad decision time); ``reason`` says why. A
+    load rejects the line and goes on; the service answers 422."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class StoreError(MlsmError):

@@ -118,6 +118,7 @@ class Chunk:
     rejects: list[Reject] = field(default_factory=list)
     position: int = 0  # input rows consumed once this chunk is done (the resume point)
     bytes_read: int = 0
+    lines: list[int] = field(default_factory=list)  # each row's line number, as a reject would give it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -862,6 +863,7 @@ class _ChunkBuilder:
         self.pending: list[tuple[Any, int, int]] = []  # (arrow batch or record list, start, stop) pieces
         self.ids: list[str] = []
         self.row_positions: list[int] = []
+        self.row_lines: list[int] = []
         self.rejects: list[tuple[int, Reject]] = []
         self.position = 0  # the last input position seen
         self.bytes_read = 0
@@ -916,6 +918,7 @@ class _ChunkBuilder:
                 keep.append(i)
                 self.ids.append(text)
                 self.row_positions.append(positions[i])
+                self.row_lines.append(numbers[i])
         if len(keep) < batch.num_rows:
             batch = batch.take(pa.array(keep, type=pa.int64()))
         if batch.num_rows:
@@ -941,6 +944,7 @@ class _ChunkBuilder:
             kept.append(record)
             self.ids.append(text)
             self.row_positions.append(position)
+            self.row_lines.append(number)
         if kept:
             self.pending.append((kept, 0, len(kept)))
             self.held += size
@@ -978,11 +982,12 @@ class _ChunkBuilder:
         self.held = self.held * (waiting - size) // waiting if waiting else 0
         ids, self.ids = self.ids[:size], self.ids[size:]
         del self.row_positions[:size]
+        lines, self.row_lines = self.row_lines[:size], self.row_lines[size:]
         position = self.row_positions[0] - 1 if self.row_positions else self.position
         rejects = [reject for at, reject in sorted(self.rejects, key=lambda item: item[0]) if at <= position]
         self.rejects = [(at, reject) for at, reject in self.rejects if at > position]
         self.reject_bytes = sum(_weight(reject.record) for _, reject in self.rejects)
-        return Chunk(self._columns(pieces), ids, rejects, position, self.bytes_read)
+        return Chunk(self._columns(pieces), ids, rejects, position, self.bytes_read, lines)
 
     def _columns(self, pieces: list[tuple[Any, int, int]]) -> dict[str, Any]:
         import pyarrow as pa

@@ -9,6 +9,8 @@ import pytest
 
 from mlsm import RunError, RunRecord, Store, StoreError, StoreNotFound, open_store
 from mlsm.documents import Documents, make_document
+from mlsm.evaluation.outcomes import OutcomeRules
+from mlsm.stores.outcomes import Outcome
 
 from .conftest import Outage
 
@@ -251,3 +253,84 @@ def test_a_server_gone_mid_read_is_store_unavailable_never_a_driver_error(outage
                 action()
             except StoreError:
                 pass
+
+
+# -- outcomes ----------------------------------------------------------------------------------------------------
+
+
+def outcome(id_value: str, value: int, at: float, loaded_at: float = 1000.0, label: str | None = None) -> Outcome:
+    return Outcome(id_value, value, at, loaded_at, "test.csv", label)
+
+
+def test_a_later_outcome_of_an_id_replaces_it_and_the_old_one_stays_as_history(store: Store) -> None:
+    store.write_outcomes([outcome("a", 0, 100.5, label="no"), outcome("b", 1, 200.0)])
+    store.write_outcomes([outcome("a", 1, 150.25, loaded_at=2000.0, label="yes")])
+    assert [(o.id, o.outcome, o.at) for o in store.outcomes()] == [("a", 1, 150.25), ("b", 1, 200.0)]
+    history = store.outcome_history("a")
+    assert [(o.outcome, o.loaded_at, o.label) for o in history] == [(1, 2000.0, "yes"), (0, 1000.0, "no")]
+    assert history[0].source == "test.csv"
+    assert store.outcome_history("nobody") == []
+
+
+def test_the_last_outcome_of_an_id_in_one_chunk_wins(store: Store) -> None:
+    store.write_outcomes([outcome("a", 0, 100), outcome("b", 0, 100), outcome("a", 1, 300)])
+    assert [(o.id, o.outcome, o.at) for o in store.outcomes()] == [("a", 1, 300), ("b", 0, 100)]
+    assert len(store.outcome_history("a")) == 2
+
+
+def test_outcomes_are_selected_by_decision_time_since_inclusive_until_exclusive(store: Store) -> None:
+    store.write_outcomes([outcome(i, 1, at) for i, at in (("a", 100), ("b", 200), ("c", 300), ("d", 400))])
+    assert [o.id for o in store.outcomes(since=200)] == ["b", "c", "d"]
+    assert [o.id for o in store.outcomes(until=300)] == ["a", "b"]
+    assert [o.id for o in store.outcomes(since=200, until=400)] == ["b", "c"]
+    assert [o.id for o, _ in store.outcome_documents(since=200, until=400)] == ["b", "c"]
+
+
+def test_each_outcome_comes_with_its_ids_documents_oldest_first_in_id_order(store: Store) -> None:
+    for i in range(3):
+        store.write(batch(f"r{i}", ("b", i / 10), ("z", 0.9), ("a", 0.5 + i / 10)))
+    store.write_outcomes([outcome("b", 1, 100), outcome("c", 0, 100), outcome("a", 0, 100), outcome("é", 1, 100)])
+    joined = [(o.id, [(d["lead"], d["_run"], d["results"]["m"]["1"]["score"]) for d in docs])
+              for o, docs in store.outcome_documents()]  # fmt: skip
+    assert joined == [
+        ("a", [("a", "r0", 0.5), ("a", "r1", 0.6), ("a", "r2", 0.7)]),
+        ("b", [("b", "r0", 0.0), ("b", "r1", 0.1), ("b", "r2", 0.2)]),
+        ("c", []),
+        ("é", []),
+    ]
+
+
+def test_the_join_stream_skips_what_a_reader_leaves_unread(store: Store) -> None:
+    for i in range(3):
+        store.write(batch(f"r{i}", ("a", i / 10), ("b", 0.5)))
+    store.write_outcomes([outcome("a", 1, 100), outcome("b", 0, 100)])
+    stream = store.outcome_documents()
+    first, documents = next(stream)
+    assert first.id == "a" and next(documents)["_run"] == "r0"
+    second, documents = next(stream)
+    assert second.id == "b" and [d["lead"] for d in documents] == ["b", "b", "b"]
+    assert next(stream, None) is None
+
+
+def test_an_outcome_id_with_stray_whitespace_joins_its_documents(store: Store) -> None:
+    store.write(batch("r", ("42", 0.4), ("7", 0.7)))
+    rules = OutcomeRules(loaded_at=1000.0)
+    store.write_outcomes([rules.outcome(" 42\n", "yes"), rules.outcome(7.0, "0")])
+    joined = [(o.id, o.outcome, [d["lead"] for d in docs]) for o, docs in store.outcome_documents()]
+    assert joined == [("42", 1, ["42"]), ("7", 0, ["7"])]
+
+
+def test_outcomes_read_from_a_store_opened_for_reading_which_refuses_to_write_them(store_url: str) -> None:
+    with open_store(store_url) as writer:
+        writer.write(batch("r", ("a", 0.5)))
+    with open_store(store_url, mode="read") as reader:
+        assert list(reader.outcomes()) == [] and list(reader.outcome_documents()) == []
+        assert reader.outcome_history("a") == []
+    with open_store(store_url) as writer:
+        writer.write_outcomes([outcome("a", 1, 100)])
+    with open_store(store_url, mode="read") as reader:
+        assert [o.id for o in reader.outcomes()] == ["a"]
+        assert [(o.id, len(list(docs))) for o, docs in reader.outcome_documents()] == [("a", 1)]
+        with pytest.raises(StoreError, match="opened for reading"):
+            reader.write_outcomes([outcome("b", 1, 100)])
+        assert [o.id for o in reader.outcomes()] == ["a"]

@@ -176,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     compare.set_defaults(handler=_cmd_compare)
 
+    from mlsm.cli._outcomes import add_outcomes_parser
+
+    add_outcomes_parser(commands, _store_argument, _positive_int)
+
     serve = commands.add_parser(
         "serve",
         help="score records over HTTP and store every result (real time)",

@@ -7,6 +7,9 @@ Semantics shared by all backends (checked by one conformance suite, ``tests/stor
 * ``current(id)``, ``history(id)`` (newest first), ``current_documents(model=...)`` (export).
 * A run registry: ``start_run``, ``get_run``, ``finish_run``, ``list_runs``; progress (how far a run got) is
   committed with each chunk, so a killed run can resume exactly after its last committed chunk.
+* Outcomes (:mod:`mlsm.stores.outcomes`): ``write_outcomes`` (one chunk, atomically; one current outcome per id,
+  replaced by a later load, every loaded outcome kept as history), ``outcomes(since, until)``, ``outcome_history(id)``
+  and ``outcome_documents`` (each outcome with its id's documents, oldest first: the point-in-time join's input).
 * Two modes: ``"write"`` (the default) creates the store's tables when missing; ``"read"`` (the read commands)
   opens an existing store and never creates or changes anything: ``StoreNotFound`` when the store does not exist,
   ``StoreError`` on any write.
@@ -28,6 +31,7 @@ from urllib.parse import urlsplit
 
 from mlsm.documents import Documents
 from mlsm.errors import RunError, StoreConfigError, StoreError
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments
 
 __all__ = ["DEFAULT_STORE", "MODES", "ChunkMark", "RunRecord", "Store", "default_store_url", "open_store"]
 
@@ -193,6 +197,27 @@ class Store(ABC):
     @abstractmethod
     def run_documents(self, run_id: str) -> Iterator[dict[str, Any]]:
         """Every document written by ``run_id`` (any ``_current``), oldest first; for checks and audits."""
+
+    # -- outcomes --------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def write_outcomes(self, outcomes: list[Outcome]) -> None:
+        """Store a chunk of outcomes atomically: each becomes its id's current outcome (the last of an id in the
+        chunk wins) and is added to the history; the outcome it replaces stays in the history."""
+
+    @abstractmethod
+    def outcomes(self, since: float | None = None, until: float | None = None) -> Iterator[Outcome]:
+        """Every id's current outcome with ``since <= at < until`` (a bound None: open), by id."""
+
+    @abstractmethod
+    def outcome_history(self, id_value: str) -> list[Outcome]:
+        """Every outcome ever loaded for ``id_value``, newest first (the first is the current one)."""
+
+    @abstractmethod
+    def outcome_documents(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeDocuments]:
+        """For each current outcome with ``since <= at < until``, by id: the outcome and an iterator over its id's
+        result documents, oldest first, without ``_current`` (streamed: memory does not grow with an id's history).
+        Consume each inner iterator before taking the next pair."""
 
     def recover(self, run: RunRecord) -> None:
         """Undo whatever a killed writer of ``run`` left half-done after its last committed chunk.

@@ -26,6 +26,7 @@ from mlsm.documents import Documents
 from mlsm.errors import StoreConfigError, StoreNotFound, StoreUnavailable
 from mlsm.stores.base import ChunkMark, RunRecord, Store, first_line, has_model, newest_per_id, redact_url, split_model
 from mlsm.stores.base import already_written as _already_written
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, without_rank
 
 __all__ = ["MongoStore"]
 
@@ -390,6 +391,78 @@ class MongoStore(Store):
     def list_runs(self) -> list[RunRecord]:
         return self._guard(lambda: [_run(d) for d in self._runs.find({}).sort([("started", 1), ("_id", 1)])])
 
+    # -- outcomes --------------------------------------------------------------------------------------------
+    #
+    # ``mlsm_outcomes`` holds each id's current outcome under ``_id`` = the id; ``mlsm_outcome_history`` every one
+    # loaded. A standalone server has no multi-document transactions: the history is written first, then the
+    # current outcomes with one ordered bulk of replacements (each atomic). A load cut in the middle leaves some
+    # ids updated and some not; loading the chunk again completes it (replacing is idempotent), with its history
+    # entries twice.
+
+    def write_outcomes(self, outcomes: list[Outcome]) -> None:
+        from pymongo import ReplaceOne
+
+        self._writable()
+        if not outcomes:
+            return
+
+        def steps() -> None:
+            self._db["mlsm_outcome_history"].insert_many([outcome.to_dict() for outcome in outcomes], ordered=True)
+            last = {outcome.id: outcome for outcome in outcomes}  # the last of an id in the chunk wins
+            replacements = [
+                ReplaceOne({"_id": id_value}, _outcome_document(outcome), upsert=True)
+                for id_value, outcome in last.items()
+            ]
+            self._db["mlsm_outcomes"].bulk_write(replacements, ordered=True)
+
+        self._guard(steps)
+
+    def outcomes(self, since: float | None = None, until: float | None = None) -> Iterator[Outcome]:
+        from pymongo.errors import PyMongoError
+
+        try:
+            for document in self._db["mlsm_outcomes"].find(_window(since, until)).sort("_id", 1):
+                yield _outcome(document)
+        except PyMongoError as exc:
+            raise self._error(exc) from exc
+
+    def outcome_history(self, id_value: str) -> list[Outcome]:
+        history = self._db["mlsm_outcome_history"]
+        found = self._guard(
+            lambda: list(history.find({"id": {"$eq": id_value}}).sort([("loaded_at", -1), ("_id", -1)]))
+        )
+        return [_outcome({**document, "_id": document["id"]}) for document in found]
+
+    def outcome_documents(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeDocuments]:
+        id_field = self.id_field
+        pending: list[Outcome] = []
+        for outcome in self.outcomes(since, until):
+            pending.append(outcome)
+            if len(pending) >= 1000:
+                yield from self._joined(pending, id_field)
+                pending = []
+        yield from self._joined(pending, id_field)
+
+    def _joined(self, outcomes: list[Outcome], id_field: str | None) -> Iterator[OutcomeDocuments]:
+        """The outcomes (by id) each with its id's documents, oldest first: one sorted query for all their ids,
+        merged with them (a sort bounded by the group, where a sort of the collection would not fit the server)."""
+        if not outcomes:
+            return
+        if id_field is None:  # no documents at all
+            for outcome in outcomes:
+                yield outcome, iter(())
+            return
+        ids = [outcome.id for outcome in outcomes]
+        query = {id_field: {"$in": ids}}
+        documents = self._stream(lambda: self._results.find(query).sort([(id_field, 1), ("_current", -1)]))
+        cursor = _Peek(documents)
+        for outcome in outcomes:
+            while cursor.item is not None and str(cursor.item.get(id_field)) < outcome.id:
+                cursor.advance()
+            yield outcome, cursor.take(id_field, outcome.id)
+            while cursor.item is not None and cursor.item.get(id_field) == outcome.id:
+                cursor.advance()
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -438,3 +511,42 @@ def _clean(document: dict[str, Any] | None) -> dict[str, Any] | None:
 def _run(document: dict[str, Any]) -> RunRecord:
     names = {f.name for f in fields(RunRecord)}
     return RunRecord(**{key: value for key, value in document.items() if key in names})
+
+
+def _outcome_document(outcome: Outcome) -> dict[str, Any]:
+    document = outcome.to_dict()
+    document["_id"] = document.pop("id")
+    return document
+
+
+def _outcome(document: dict[str, Any]) -> Outcome:
+    return Outcome(
+        str(document["_id"]), int(document["outcome"]), float(document["at"]), float(document["loaded_at"]),
+        document.get("source"), document.get("label"),
+    )  # fmt: skip
+
+
+def _window(since: float | None, until: float | None) -> dict[str, Any]:
+    bounds: dict[str, Any] = {}
+    if since is not None:
+        bounds["$gte"] = since
+    if until is not None:
+        bounds["$lt"] = until
+    return {"at": bounds} if bounds else {}
+
+
+class _Peek:
+    """A document stream with its next document in view, for merging it with the outcomes."""
+
+    def __init__(self, documents: Iterator[dict[str, Any]]) -> None:
+        self.documents = documents
+        self.item: dict[str, Any] | None = next(documents, None)
+
+    def advance(self) -> None:
+        self.item = next(self.documents, None)
+
+    def take(self, id_field: str, id_value: str) -> Iterator[dict[str, Any]]:
+        while self.item is not None and self.item.get(id_field) == id_value:
+            document = self.item
+            self.advance()
+            yield without_rank(document)

@@ -29,6 +29,7 @@ from mlsm.stores.base import (
     redact_url,
     split_model,
 )
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
 
 __all__ = ["PostgresStore"]
 
@@ -62,6 +63,36 @@ CREATE TABLE IF NOT EXISTS mlsm_run_chunks (
 );
 CREATE OR REPLACE VIEW mlsm_current AS
     SELECT DISTINCT ON (id) id, run, ts, doc FROM mlsm_results ORDER BY id, seq DESC;
+"""
+
+# created by the first load of outcomes (a store of results only never has them)
+_OUTCOME_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mlsm_outcomes (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    outcome SMALLINT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    loaded_at DOUBLE PRECISION NOT NULL,
+    source TEXT,
+    label TEXT
+);
+CREATE TABLE IF NOT EXISTS mlsm_outcome_history (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT COLLATE "C" NOT NULL,
+    outcome SMALLINT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    loaded_at DOUBLE PRECISION NOT NULL,
+    source TEXT,
+    label TEXT
+);
+CREATE INDEX IF NOT EXISTS mlsm_outcome_history_id ON mlsm_outcome_history (id, seq DESC);
+"""
+
+# a chunk of outcomes is copied here first, then moved into both tables by two statements
+_OUTCOME_LOAD = """
+CREATE TEMP TABLE IF NOT EXISTS mlsm_outcome_load (
+    pos BIGINT, id TEXT COLLATE "C", outcome SMALLINT, at DOUBLE PRECISION, loaded_at DOUBLE PRECISION,
+    source TEXT, label TEXT
+) ON COMMIT DELETE ROWS
 """
 
 
@@ -248,6 +279,59 @@ class PostgresStore(Store):
         rows = self._query(f"SELECT {RunRecord.COLUMNS} FROM mlsm_runs ORDER BY started, id", ())
         return [RunRecord.from_row(row) for row in rows]
 
+    # -- outcomes --------------------------------------------------------------------------------------------
+
+    def write_outcomes(self, outcomes: list[Outcome]) -> None:
+        import psycopg
+
+        self._writable()
+        try:
+            with self._conn.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(hashtext('mlsm schema'))")
+                self._db.execute(_OUTCOME_SCHEMA)
+                self._db.execute(_OUTCOME_LOAD)
+                copy_sql = f"COPY mlsm_outcome_load (pos, {Outcome.COLUMNS}) FROM STDIN"
+                with self._db.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                    for pos, outcome in enumerate(outcomes):
+                        copy.write_row((pos, *outcome.to_row()))
+                columns = Outcome.COLUMNS
+                self._db.execute(
+                    f"INSERT INTO mlsm_outcome_history ({columns}) SELECT {columns} FROM mlsm_outcome_load ORDER BY pos"
+                )
+                self._db.execute(
+                    f"INSERT INTO mlsm_outcomes ({columns}) SELECT DISTINCT ON (id) {columns} FROM mlsm_outcome_load"
+                    " ORDER BY id, pos DESC ON CONFLICT (id) DO UPDATE SET outcome = EXCLUDED.outcome,"
+                    " at = EXCLUDED.at, loaded_at = EXCLUDED.loaded_at, source = EXCLUDED.source,"
+                    " label = EXCLUDED.label"
+                )
+        except psycopg.Error as exc:
+            raise self._unavailable("refused a write", exc) from exc
+
+    def _has_outcomes(self) -> bool:
+        return bool(self._query("SELECT to_regclass('mlsm_outcomes') IS NOT NULL", ())[0][0])
+
+    def outcomes(self, since: float | None = None, until: float | None = None) -> Iterator[Outcome]:
+        if not self._has_outcomes():
+            return
+        where, params = _window("at", since, until)
+        for row in self._stream(f"SELECT {Outcome.COLUMNS} FROM mlsm_outcomes{where} ORDER BY id", params):
+            yield Outcome.from_row(row)
+
+    def outcome_history(self, id_value: str) -> list[Outcome]:
+        if not self._has_outcomes():
+            return []
+        sql = f"SELECT {Outcome.COLUMNS} FROM mlsm_outcome_history WHERE id = %s ORDER BY seq DESC"
+        return [Outcome.from_row(row) for row in self._query(sql, (str(id_value),))]
+
+    def outcome_documents(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeDocuments]:
+        if not self._has_outcomes():
+            return
+        where, params = _window("o.at", since, until)
+        sql = f"""SELECT o.id, o.outcome, o.at, o.loaded_at, o.source, o.label, r.doc
+                  FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
+                  ORDER BY o.id, r.seq"""
+        yield from grouped(self._stream(sql, params), without_rank)
+
     def close(self) -> None:
         self._db.close()
 
@@ -297,3 +381,15 @@ class PostgresStore(Store):
 
     def _unavailable(self, what: str, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"PostgreSQL store {self._shown} {what}: {first_line(exc)}")
+
+
+def _window(column: str, since: float | None, until: float | None) -> tuple[str, tuple[Any, ...]]:
+    """A ``WHERE`` clause selecting ``since <= column < until`` (either bound None: open), with its parameters."""
+    clauses, params = [], []
+    if since is not None:
+        clauses.append(f"{column} >= %s")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{column} < %s")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)

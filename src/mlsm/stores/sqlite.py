@@ -31,6 +31,7 @@ from mlsm.stores.base import (
     newest_per_id,
     split_model,
 )
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
 
 __all__ = ["SQLiteStore"]
 
@@ -65,6 +66,29 @@ CREATE TABLE IF NOT EXISTS mlsm_run_chunks (
 CREATE VIEW IF NOT EXISTS mlsm_current AS
     SELECT r.id, r.run, r.ts, r.doc FROM mlsm_results r
     WHERE r.seq = (SELECT MAX(seq) FROM mlsm_results WHERE id = r.id);
+"""
+
+# created by the first load of outcomes (a store of results only never has them); WITHOUT ROWID keeps the current
+# outcomes in id order on disk, so the join reads them in order without a sort
+_OUTCOME_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mlsm_outcomes (
+    id TEXT PRIMARY KEY,
+    outcome INTEGER NOT NULL,
+    at REAL NOT NULL,
+    loaded_at REAL NOT NULL,
+    source TEXT,
+    label TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mlsm_outcome_history (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    outcome INTEGER NOT NULL,
+    at REAL NOT NULL,
+    loaded_at REAL NOT NULL,
+    source TEXT,
+    label TEXT
+);
+CREATE INDEX IF NOT EXISTS mlsm_outcome_history_id ON mlsm_outcome_history (id, seq);
 """
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
@@ -300,6 +324,61 @@ class SQLiteStore(Store):
         rows = self._query(f"SELECT {RunRecord.COLUMNS} FROM mlsm_runs ORDER BY started, id", ())
         return [RunRecord.from_row(row) for row in rows]
 
+    # -- outcomes --------------------------------------------------------------------------------------------
+
+    def write_outcomes(self, outcomes: list[Outcome]) -> None:
+        self._writable()
+        rows = [outcome.to_row() for outcome in outcomes]
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _OUTCOME_SCHEMA.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.executemany(
+                        f"INSERT INTO mlsm_outcome_history ({Outcome.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows
+                    )
+                    self._db.executemany(
+                        f"INSERT INTO mlsm_outcomes ({Outcome.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
+                        "UPDATE SET outcome = excluded.outcome, at = excluded.at, loaded_at = excluded.loaded_at, "
+                        "source = excluded.source, label = excluded.label",
+                        rows,
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+
+    def _has_outcomes(self) -> bool:
+        found = self._query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mlsm_outcomes'", ())
+        return found is not None
+
+    def outcomes(self, since: float | None = None, until: float | None = None) -> Iterator[Outcome]:
+        if not self._has_outcomes():
+            return
+        where, params = _window("at", since, until)
+        for row in self._iterate(f"SELECT {Outcome.COLUMNS} FROM mlsm_outcomes{where} ORDER BY id", params):
+            yield Outcome.from_row(row)
+
+    def outcome_history(self, id_value: str) -> list[Outcome]:
+        if not self._has_outcomes():
+            return []
+        sql = f"SELECT {Outcome.COLUMNS} FROM mlsm_outcome_history WHERE id = ? ORDER BY seq DESC"
+        return [Outcome.from_row(row) for row in self._query(sql, (str(id_value),))]
+
+    def outcome_documents(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeDocuments]:
+        if not self._has_outcomes():
+            return
+        where, params = _window("o.at", since, until)
+        # outcomes in key order, each id's documents by the (id, seq) index: no sort, nothing held
+        sql = f"""SELECT o.id, o.outcome, o.at, o.loaded_at, o.source, o.label, r.doc
+                  FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
+                  ORDER BY o.id, r.seq"""
+        yield from grouped(self._iterate(sql, params), lambda text: without_rank(decode(text)))
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -332,6 +411,18 @@ class SQLiteStore(Store):
         finally:
             if reader is not self._db:
                 reader.close()
+
+
+def _window(column: str, since: float | None, until: float | None) -> tuple[str, tuple[Any, ...]]:
+    """A ``WHERE`` clause selecting ``since <= column < until`` (either bound None: open), with its parameters."""
+    clauses, params = [], []
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{column} < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
 def _with_current(text: str, rank: int) -> dict[str, Any]:
