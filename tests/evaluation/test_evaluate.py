@@ -7,7 +7,8 @@ import json
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from mlsm.evaluation.evaluate import ModelScores, evaluate
+from mlsm.evaluation.evaluate import evaluate
+from mlsm.evaluation.join import JoinedModel
 
 
 def _leads(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -18,8 +19,10 @@ def _leads(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, truth, outcomes
 
 
-def _model(name: str, ids: np.ndarray, scores: np.ndarray, outcomes: np.ndarray, **counts: int) -> ModelScores:
-    return ModelScores(name, ids, scores.astype(np.float64), outcomes.astype(np.bool_), **counts)
+def _model(
+    name: str, ids: np.ndarray, scores: np.ndarray, outcomes: np.ndarray, not_scored: int = 0, late: int = 0
+) -> JoinedModel:
+    return JoinedModel(name, ids, scores.astype(np.float64), outcomes.astype(np.bool_), not_scored, late)
 
 
 def test_each_model_is_judged_on_its_own_scored_leads_and_agrees_with_scikit_learn() -> None:
@@ -83,7 +86,7 @@ def test_models_without_scored_outcomes_are_left_out_and_pairs_need_common_leads
         [
             _model("a@1", ids[:200], truth[:200], outcomes[:200]),
             _model("b@1", ids[200:], truth[200:], outcomes[200:]),
-            ModelScores("c@1", empty, np.array([]), np.array([], dtype=np.bool_), not_scored=400),
+            JoinedModel("c@1", empty, np.array([]), np.array([], dtype=np.bool_), not_scored=400, late=0),
         ],
         as_of="latest",
         outcomes=400,

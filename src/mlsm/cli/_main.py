@@ -180,6 +180,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_outcomes_parser(commands, _store_argument, _positive_int)
 
+    from mlsm.cli._evaluate import add_evaluate_parser
+
+    add_evaluate_parser(commands, _store_argument)
+
     serve = commands.add_parser(
         "serve",
         help="score records over HTTP and store every result (real time)",

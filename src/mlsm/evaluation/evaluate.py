@@ -13,26 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from mlsm.evaluation._stats import IdOrder, ModelEvaluation, PairEvaluation, evaluate_model, evaluate_pair
+from mlsm.evaluation.join import JoinedModel, JoinedOutcomes
 
-__all__ = ["Evaluation", "ModelScores", "PairResult", "evaluate", "verdict"]
+__all__ = ["SIGNIFICANCE", "Evaluation", "PairResult", "evaluate", "evaluate_joined", "verdict"]
 
 #: Below this p-value a pair's AUC difference is called a difference in the verdict.
 SIGNIFICANCE = 0.05
-
-
-@dataclass(frozen=True)
-class ModelScores:
-    """One model@version's joined scores: ``ids``, ``scores`` and ``outcomes`` (0/1) row for row."""
-
-    model: str
-    ids: npt.NDArray[Any]
-    scores: npt.NDArray[np.float64]
-    outcomes: npt.NDArray[np.bool_]
-    not_scored: int = 0
-    late: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,10 +41,11 @@ class Evaluation:
 
     as_of: str
     outcomes: int
-    models: tuple[tuple[ModelScores, ModelEvaluation], ...]
+    models: tuple[tuple[JoinedModel, ModelEvaluation], ...]
     comparisons: tuple[PairResult, ...]
     level: float = 0.95
     extra: dict[str, Any] | None = None  # join counts the caller reports (e.g. outcomes too young)
+    unscored: tuple[JoinedModel, ...] = ()  # models asked for that scored none of the outcomes
 
     def to_dict(self) -> dict[str, Any]:
         """The issue's JSON object (more keys allowed)."""
@@ -69,14 +58,19 @@ class Evaluation:
                 for scores, result in self.models
             ],
             "comparisons": [pair.to_dict() for pair in self.comparisons],
+            "unscored": [{"model": m.model, "not_scored": m.not_scored, "late": m.late} for m in self.unscored],
         }
 
     def table(self) -> str:
         """A plain-text report: one line per model, its decile table, then each pair and its verdict."""
-        lines = [f"{self.outcomes:,} outcomes, scores as of {self.as_of}"]
-        if self.extra:
-            lines[0] += (
-                " (" + ", ".join(f"{key.replace('_', ' ')}: {value:,}" for key, value in self.extra.items()) + ")"
+        extra = self.extra or {}
+        key = f" {extra['key']!r}" if "key" in extra else ""
+        lines = [f"{self.outcomes:,} outcomes, scores{key} as of {self.as_of}"]
+        if extra.get("too_young"):
+            lines[0] += f" ({extra['too_young']:,} more left out as too young)"
+        for m in self.unscored:
+            lines.append(
+                f"{m.model}: no score for any of these outcomes ({m.not_scored:,} not scored, {m.late:,} late)"
             )
         if not self.models:
             lines.append("no model has a numeric score for these outcomes")
@@ -140,7 +134,7 @@ def _p(value: float) -> str:
 
 
 def evaluate(
-    scored: Sequence[ModelScores],
+    scored: Sequence[JoinedModel],
     *,
     as_of: str,
     outcomes: int,
@@ -160,4 +154,14 @@ def evaluate(
                 continue
             result = evaluate_pair(a.outcomes[in_a], a.scores[in_a], b.scores[in_b], IdOrder(common), level)
             pairs.append(PairResult(a.model, b.model, result))
-    return Evaluation(as_of, outcomes, models, tuple(pairs), level, extra)
+    unscored = tuple(item for item in scored if not item.ids.size)
+    return Evaluation(as_of, outcomes, models, tuple(pairs), level, extra, unscored)
+
+
+def evaluate_joined(joined: JoinedOutcomes, models: Sequence[str] | None = None, level: float = 0.95) -> Evaluation:
+    """:func:`evaluate` over the join's models (``models`` in that order, default: by name@version), reporting the
+    outcomes left out as too young."""
+    order = list(models) if models else sorted(joined.models)
+    extra = {"key": joined.key, "too_young": joined.too_young}
+    picked = [joined.models[m] for m in order if m in joined.models]
+    return evaluate(picked, as_of=joined.as_of, outcomes=joined.outcomes, level=level, extra=extra)

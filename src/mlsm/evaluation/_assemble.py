@@ -1,0 +1,130 @@
+"""From what the store holds to what the report shows: runs, score distributions, the evaluation and drift turned
+into :class:`~mlsm.evaluation.report.ReportData`'s summaries (bins, curve points, rows), never per-lead data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from mlsm.evaluation._stats import roc_points
+from mlsm.evaluation.evaluate import Evaluation
+from mlsm.evaluation.join import JoinedModel
+from mlsm.evaluation.report import (
+    ReportCalibrationBin,
+    ReportComparison,
+    ReportDecile,
+    ReportHistogram,
+    ReportModel,
+    ReportRun,
+    ReportSwapGroup,
+)
+from mlsm.stores.base import RunRecord
+
+__all__ = ["histograms_of", "report_comparisons", "report_models", "report_runs"]
+
+HISTOGRAM_BINS = 40
+
+
+def report_runs(runs: Iterable[RunRecord]) -> list[ReportRun]:
+    """Every run, oldest first: when it started, batch or service, records scored and errors per model."""
+    shown = []
+    for run in sorted(runs, key=lambda r: r.started):
+        counts = run.counts or {}
+        models = counts.get("models", {})
+        shown.append(
+            ReportRun(
+                run_id=run.id,
+                started=datetime.fromtimestamp(run.started, UTC),
+                kind=str(run.info.get("kind", "batch")),
+                records=int(counts.get("scored", 0)),
+                errors={key: int(tally.get("errors", 0)) for key, tally in models.items()},
+            )
+        )
+    return shown
+
+
+def histograms_of(scores: Iterable[tuple[str, str, np.ndarray]]) -> list[ReportHistogram]:
+    """One histogram per (model, key, finite scores), bins over the scores' own range ([0, 1] for probabilities)."""
+    shown = []
+    for model, key, values in scores:
+        values = values[np.isfinite(values)]
+        if not values.size:
+            continue
+        lo, hi = float(values.min()), float(values.max())
+        if lo >= 0.0 and hi <= 1.0:
+            lo, hi = 0.0, 1.0
+        elif lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        counts, edges = np.histogram(values, bins=HISTOGRAM_BINS, range=(lo, hi))
+        shown.append(ReportHistogram(model, [float(e) for e in edges], [int(c) for c in counts], key))
+    return shown
+
+
+def report_models(evaluation: Evaluation) -> list[ReportModel]:
+    """Each evaluated model with its ROC curve, deciles and calibration bins."""
+    shown = []
+    for scores, result in evaluation.models:
+        curve = roc_points(scores.outcomes, scores.scores)
+        calibration = result.calibration
+        shown.append(
+            ReportModel(
+                model=scores.model,
+                n=result.n,
+                positives=result.positives,
+                auc=_finite(result.auc),
+                auc_ci=tuple(result.auc_ci) if all(v == v for v in result.auc_ci) else None,  # type: ignore[arg-type]
+                ks=_finite(result.ks),
+                brier=result.brier,
+                log_loss=result.log_loss,
+                ece=calibration.ece if calibration else None,
+                roc_fpr=[float(v) for v in curve.fpr],
+                roc_tpr=[float(v) for v in curve.tpr],
+                deciles=[ReportDecile(d.decile, d.n, d.positives, d.rate, d.lift, d.gain) for d in result.deciles],
+                calibration=[
+                    ReportCalibrationBin(b.lower, b.upper, b.n, b.mean_score, b.rate) for b in calibration.bins
+                ]
+                if calibration
+                else (),
+                not_scored=scores.not_scored,
+                late=scores.late,
+            )
+        )
+    return shown
+
+
+def report_comparisons(evaluation: Evaluation) -> list[ReportComparison]:
+    """Every compared pair with its verdict and swap set; the first is the report's headline."""
+    shown = []
+    for pair in evaluation.comparisons:
+        data = pair.to_dict()
+        swap = pair.result.swap
+        lo, hi = pair.result.diff_ci
+        shown.append(
+            ReportComparison(
+                a=pair.a,
+                b=pair.b,
+                n=pair.result.n,
+                verdict=data["verdict"],
+                auc_a=data["auc_a"],
+                auc_b=data["auc_b"],
+                auc_diff=data["auc_diff"],
+                auc_diff_ci=(lo, hi) if lo == lo and hi == hi else None,
+                p_value=data["p_value"],
+                entering=ReportSwapGroup(swap.entering.n, swap.entering.positives, swap.entering.rate),
+                leaving=ReportSwapGroup(swap.leaving.n, swap.leaving.positives, swap.leaving.rate),
+                staying=ReportSwapGroup(swap.staying.n, swap.staying.positives, swap.staying.rate),
+            )
+        )
+    return shown
+
+
+def scores_of(models: Sequence[JoinedModel], key: str) -> list[tuple[str, str, np.ndarray]]:
+    """The joined scores per model, for histograms when the report has outcomes."""
+    return [(m.model, key, m.scores) for m in models]
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
