@@ -45,6 +45,7 @@ __all__ = [
     "ResultRefused",
     "RunError",
     "RunStopped",
+    "ServiceError",
     "StoreConfigError",
     "StoreError",
     "StoreNotFound",

@@ -27,7 +27,7 @@ from mlsm.errors import StoreConfigError, StoreNotFound, StoreUnavailable
 from mlsm.stores.base import ChunkMark, RunRecord, Store, first_line, has_model, newest_per_id, redact_url, split_model
 from mlsm.stores.base import already_written as _already_written
 
-__all__ = ["MongoStore"]
+__all__ = ["STALE_INTENT_SECONDS", "MongoStore"]
 
 _OWN_OPTIONS = ("collection", "id_field")
 

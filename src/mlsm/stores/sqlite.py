@@ -32,7 +32,7 @@ from mlsm.stores.base import (
     split_model,
 )
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "sqlite_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mlsm_results (
