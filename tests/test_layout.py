@@ -18,6 +18,7 @@ at its top level).
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ class Module:
     tree: ast.Module = field(repr=False)
 
 
+@functools.cache  # parsed once for all the tests here; nothing changes them
 def _modules() -> dict[str, Module]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
