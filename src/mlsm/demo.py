@@ -23,7 +23,7 @@ from mlsm.lifecycle.provenance import collect_provenance
 from mlsm.runs import RunOptions, format_summary, run_batch
 from mlsm.stores import open_store
 
-__all__ = ["example_dir", "run_demo"]
+__all__ = ["ensure_artifacts", "example_dir", "run_demo"]
 
 
 def example_dir() -> Path:

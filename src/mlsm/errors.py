@@ -47,6 +47,7 @@ __all__ = [
     "ResultRefused",
     "RunError",
     "RunStopped",
+    "ServiceError",
     "StoreConfigError",
     "StoreError",
     "StoreNotFound",

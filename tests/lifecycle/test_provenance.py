@@ -13,7 +13,8 @@ import pytest
 
 from mlsm import UnreleasedModelError, open_store
 from mlsm.lifecycle.project import load_model_set
-from mlsm.lifecycle.provenance import ReleasePolicy, collect_provenance, release_gate
+from mlsm.lifecycle.provenance import collect_provenance
+from mlsm.lifecycle.release import ReleasePolicy, release_gate
 
 from ..conftest import CliResult, GitRepo, model_source, run_mlsm
 

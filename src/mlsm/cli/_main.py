@@ -18,8 +18,7 @@ from mlsm._version import __version__
 from mlsm.errors import MlsmError, RunStopped
 
 if TYPE_CHECKING:
-    from mlsm.lifecycle.project import ModelSet, ModelSource, ProjectSettings
-    from mlsm.lifecycle.provenance import ReleasePolicy
+    from mlsm.lifecycle.project import ModelSource, ProjectSettings
 
 __all__ = ["main"]
 
@@ -386,13 +385,10 @@ def _size(text: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from mlsm.engine import Engine
-    from mlsm.lifecycle.project import load_model_set
-    from mlsm.lifecycle.provenance import release_gate
+    from mlsm.lifecycle.prepare import ReleaseGate, prepare
     from mlsm.runs import RunOptions, check_run_files, format_summary, run_batch
     from mlsm.runs._processes import EngineSource
-    from mlsm.stores import open_store
-    from mlsm.stores.base import default_store_url
+    from mlsm.stores import default_store_url, open_store
 
     if args.ray_address and args.executor != "ray":
         raise MlsmError("--ray-address needs --executor ray")
@@ -400,12 +396,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from mlsm.runs._ray import require_ray
 
         require_ray()
-    model_set = load_model_set(args.models)
-    settings = model_set.settings
-    engine = Engine(model_set.models)
-    provenance = release_gate(
-        model_set, policy=_release_policy(args, model_set), allow_unreleased=args.allow_unreleased
-    )
+    prepared = prepare(args.models, ReleaseGate(_release_branches(args), allow_unreleased=args.allow_unreleased))
+    settings, engine, provenance = prepared.model_set.settings, prepared.engine, prepared.provenance
     _warn_unreleased(provenance)
     id_field = _id_field(args, settings)
     if args.executor == "local":
@@ -442,15 +434,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _release_policy(args: argparse.Namespace, model_set: ModelSet) -> ReleasePolicy:
-    """``--release-branches`` over the project's ``[release]`` table (whose tags rule stays)."""
-    from mlsm.lifecycle.provenance import parse_patterns, release_policy
+def _release_branches(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """``--release-branches`` as patterns (they replace the project's ``[release]`` branches, whose tags rule stays);
+    None when not given."""
+    from mlsm.lifecycle.release import parse_patterns
 
-    return release_policy(model_set, parse_patterns(args.release_branches) if args.release_branches else None)
+    return parse_patterns(args.release_branches) if args.release_branches else None
 
 
 def _warn_unreleased(provenance: dict[str, Any]) -> None:
-    from mlsm.lifecycle.provenance import unreleased_warning
+    from mlsm.lifecycle.release import unreleased_warning
 
     warning = unreleased_warning(provenance)
     if warning:
@@ -710,7 +703,7 @@ def _serve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, str | None
     from pathlib import Path
 
     from mlsm.lifecycle.project import ProjectSettings, is_project_file, read_project_settings
-    from mlsm.lifecycle.provenance import parse_patterns
+    from mlsm.lifecycle.release import parse_patterns
     from mlsm.service.keys import ADMIN, SCORING, read_keys
     from mlsm.service.settings import ServiceSettings, project_service_options
 

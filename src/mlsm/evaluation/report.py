@@ -19,6 +19,14 @@ from importlib import resources
 from typing import Any
 
 __all__ = [
+    "FONT",
+    "KIND_COLORS",
+    "MAX_BINS",
+    "NAV",
+    "NEUTRAL",
+    "PALETTE",
+    "ROC_GRID",
+    "STATUS_STYLE",
     "ReportCalibrationBin",
     "ReportComparison",
     "ReportData",

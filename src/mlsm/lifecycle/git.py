@@ -13,7 +13,16 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["GitFailed", "TreeState", "find_repository", "git_available", "is_tracked", "run_git", "tree_state"]
+__all__ = [
+    "LOCAL_TIMEOUT",
+    "GitFailed",
+    "TreeState",
+    "find_repository",
+    "git_available",
+    "is_tracked",
+    "run_git",
+    "tree_state",
+]
 
 #: Seconds a local git command may take; network commands (clone, fetch) get their own, longer limit.
 LOCAL_TIMEOUT = 60.0

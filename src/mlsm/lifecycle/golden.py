@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "GOLDEN_DIR",
     "GoldenCheck",
+    "GoldenFileInvalid",
     "check_golden",
     "compare_output",
     "golden_path",

@@ -50,11 +50,12 @@ from typing import Any
 from mlsm.errors import ModelLoadError, ProjectError
 from mlsm.lifecycle.git import GitFailed, run_git
 from mlsm.lifecycle.loader import load_models
-from mlsm.lifecycle.provenance import ReleasePolicy
+from mlsm.lifecycle.release import ReleasePolicy
 from mlsm.models import Model
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
+    "NETWORK_TIMEOUT",
     "ModelSet",
     "ModelSource",
     "ProjectSettings",

@@ -27,7 +27,15 @@ from mlsm.lifecycle.project import ModelSet
 from mlsm.models import Model
 from mlsm.readers import open_input
 
-__all__ = ["ModelCheck", "check_model_set", "describe_failure", "golden_folder", "junit_cases", "record_model_set"]
+__all__ = [
+    "ModelCheck",
+    "check_model_set",
+    "describe_failure",
+    "first_records",
+    "golden_folder",
+    "junit_cases",
+    "record_model_set",
+]
 
 
 @dataclass

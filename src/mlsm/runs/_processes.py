@@ -47,21 +47,9 @@ class EngineSource:
 
     def build(self, who: str = "a worker process") -> Engine:
         """Load the models and plan them; ``ModelLoadError`` when they are not the run's models and code."""
-        from mlsm.lifecycle.project import load_model_set
-        from mlsm.lifecycle.provenance import check_same_code, model_digests
+        from mlsm.lifecycle.prepare import SameCode, prepare
 
-        model_set = load_model_set(self.spec)
-        engine = Engine(model_set.models)
-        keys = tuple(model.key for model in engine.all_models)
-        if self.keys and keys != self.keys:
-            raise ModelLoadError(
-                f"{self.spec!r} changed while the run started: the run has {', '.join(self.keys)}, "
-                f"{who} loaded {', '.join(keys)}"
-            )
-        if self.digests:
-            loaded = model_digests(engine.all_models, default_files=model_set.files(), loaded=model_set.digests())
-            check_same_code(dict(self.digests), loaded, who)
-        return engine
+        return prepare(self.spec, SameCode(self.keys, self.digests, who)).engine
 
 
 # The engine of *this* worker process, built once by its initializer (a worker serves one run, then exits).

@@ -36,7 +36,8 @@ from mlsm.readers import Reject, expand_inputs, open_input
 from mlsm.runs import Counts, RunOptions, RunResult, check_run_files
 from mlsm.runs._batch import REJECT_LINES_KEPT, open_run, score_chunk
 from mlsm.runs._processes import EngineSource
-from mlsm.stores.base import ChunkMark, RunRecord, Store, first_line, open_store
+from mlsm.stores import open_store
+from mlsm.stores.base import ChunkMark, RunRecord, Store, first_line
 
 __all__ = ["require_ray", "run_on_ray"]
 

@@ -56,7 +56,7 @@ from mlsm.service.openapi import add_model_schemas
 from mlsm.service.runtime import ServiceRuntime
 from mlsm.unicode import text_problem
 
-__all__ = ["create_app"]
+__all__ = ["JSON", "Message", "Receive", "Scope", "Send", "create_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

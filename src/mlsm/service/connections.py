@@ -31,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlsm.service.settings import ServiceSettings
 
-__all__ = ["ConnectionLimits", "GuardedProtocol", "guarded_protocol"]
+__all__ = ["RESERVED_FILES", "ConnectionLimits", "GuardedProtocol", "guarded_protocol", "raise_file_limit"]
 
 #: File descriptors kept for everything but client connections (store, model files, pipes, the listening socket).
 RESERVED_FILES = 128

@@ -26,7 +26,7 @@ from mlsm.engine import Engine
 from mlsm.fields import MISSING
 from mlsm.service.modelset import ServingSet
 
-__all__ = ["Grouper", "score_records"]
+__all__ = ["STALL_SECONDS", "Grouper", "score_records"]
 
 #: A group running this long (and 4 times its usual time) is stalled: the next group goes beside it.
 STALL_SECONDS = 0.25

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlsm.errors import ServiceError
 
-__all__ = ["ADMIN", "SCORING", "KeyRing", "Scope", "parse_keys", "read_keys"]
+__all__ = ["ADMIN", "SCORING", "KeyRing", "Scope", "parse_keys", "read_key_file", "read_keys"]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The live model set of the service, and reloading it without ever serving a broken one.
 
 A :class:`ServingSet` is one load of ``MODELS`` (a ``.py`` file, a dotted module or a project file, through
-:func:`mlsm.lifecycle.project.load_model_set`, as ``mlsm run`` loads it) that passed the draft rule
-(:func:`mlsm.lifecycle.provenance.release_gate`, whose provenance it keeps), planned into an :class:`~mlsm.Engine`, with
+:func:`mlsm.lifecycle.prepare.prepare`, as ``mlsm run`` loads it) that passed the draft rule
+(:func:`mlsm.lifecycle.release.release_gate`, whose provenance it keeps), planned into an :class:`~mlsm.Engine`, with
 every model preflighted and none blocking (:attr:`mlsm.lifecycle.preflight.PreflightReport.blocking`: an active model
 failing its basic example, every generated input, or storable output on most; with ``strict_preflight``, any
 failure of any model). A model that fails on some inputs serves, its failures kept in the set's ``preflight``
@@ -27,11 +27,12 @@ from typing import Any
 
 from mlsm.engine import Engine
 from mlsm.engine._timeouts import OnCall
-from mlsm.errors import MlsmError, ReloadError, UnreleasedModelError
+from mlsm.errors import MlsmError, ReloadError
 from mlsm.fields import as_field
 from mlsm.lifecycle.preflight import PreflightReport, preflight_model
-from mlsm.lifecycle.project import ModelSet, load_model_set
-from mlsm.lifecycle.provenance import code_digest, file_digest, release_gate, release_policy
+from mlsm.lifecycle.prepare import ReleaseGate, prepare
+from mlsm.lifecycle.project import ModelSet
+from mlsm.lifecycle.provenance import code_digest, file_digest
 from mlsm.models import Model, SummaryModel
 from mlsm.service.settings import ServiceSettings
 
@@ -121,22 +122,10 @@ def load_serving_set(
     fails at all, is one); for the draft rule its message is the one line ``mlsm run`` prints (naming the model, the
     branch and the fix).
     """
-    try:
-        model_set = load_model_set(settings.models)
-    except MlsmError as exc:
-        raise ReloadError(f"cannot load models: {exc}", [str(exc)]) from exc
-    try:
-        policy = release_policy(model_set, settings.release_branches)
-        provenance = release_gate(model_set, policy=policy, allow_unreleased=settings.allow_unreleased)
-    except UnreleasedModelError as exc:
-        _forget_modules(model_set)
-        raise ReloadError(str(exc), [str(exc)]) from exc
-    try:
-        engine = Engine(model_set.models, timeout=settings.model_timeout, on_call=on_call)
-    except MlsmError as exc:
-        _forget_modules(model_set)
-        message = f"{settings.models!r} does not define a usable model set: {exc}"
-        raise ReloadError(message, [str(exc)]) from exc
+    gate = ReleaseGate(settings.release_branches, allow_unreleased=settings.allow_unreleased)
+    refuse = functools.partial(_not_prepared, settings.models)
+    prepared = prepare(settings.models, gate, timeout=settings.model_timeout, on_call=on_call, refuse=refuse)
+    model_set, engine, provenance = prepared.model_set, prepared.engine, prepared.provenance
     reasons = []
     reports: dict[str, PreflightReport] = {}
     models = engine.all_models
@@ -166,6 +155,17 @@ def load_serving_set(
         model_set=model_set,
         preflight=reports,
     )
+
+
+def _not_prepared(models: str, step: str, exc: MlsmError, model_set: ModelSet | None) -> ReloadError:
+    """The ``ReloadError`` for a failed step of :func:`~mlsm.lifecycle.prepare.prepare`; a set that loaded but
+    failed the draft rule or its plan has its modules forgotten."""
+    if step == "load":
+        return ReloadError(f"cannot load models: {exc}", [str(exc)])
+    _forget_modules(model_set)
+    if step == "release":
+        return ReloadError(str(exc), [str(exc)])
+    return ReloadError(f"{models!r} does not define a usable model set: {exc}", [str(exc)])
 
 
 def _refusal(report: PreflightReport, *, strict: bool = False) -> str | None:

@@ -3,7 +3,7 @@
 :meth:`ServiceRuntime.open` does everything that can fail at setup (load the models, apply the draft rule,
 preflight them, open the store, register the service's run) before anything listens, so ``mlsm serve`` can exit 2
 with one line. The run record says which code served: ``info["provenance"]`` is the live set's (as
-:func:`~mlsm.lifecycle.provenance.release_gate` gives it, updated on every successful reload) and ``info["sets"]``
+:func:`~mlsm.lifecycle.release.release_gate` gives it, updated on every successful reload) and ``info["sets"]``
 lists every set the run served, each with its own provenance, so a stored document's ``_run`` leads to its code.
 :meth:`start` and :meth:`stop` are the ASGI lifespan: ``stop`` runs after the server has stopped accepting and
 its in-flight requests have answered, drains the writer, and marks the run completed.
@@ -18,7 +18,7 @@ from typing import Any
 
 from mlsm._version import __version__
 from mlsm.documents import Documents, make_document
-from mlsm.lifecycle.provenance import unreleased_warning
+from mlsm.lifecycle.release import unreleased_warning
 from mlsm.runs import new_run_id
 from mlsm.service.grouping import Grouper
 from mlsm.service.keys import KeyRing
@@ -27,7 +27,7 @@ from mlsm.service.metrics import ServiceMetrics
 from mlsm.service.modelset import LiveModels, ServingSet, load_serving_set_within, settings_changes
 from mlsm.service.settings import ServiceSettings
 from mlsm.service.writer import ResultWriter
-from mlsm.stores.base import RunRecord, Store, open_store
+from mlsm.stores import RunRecord, Store, open_store
 
 __all__ = ["ServiceRuntime", "load_first_set", "new_service_run_id", "record_set", "service_run_info", "set_info"]
 

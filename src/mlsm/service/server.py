@@ -240,7 +240,7 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sourc
     import queue
 
     from mlsm.service.runtime import new_service_run_id, record_set, service_run_info
-    from mlsm.stores.base import RunRecord, open_store
+    from mlsm.stores import RunRecord, open_store
 
     try:
         store = open_store(settings.store)

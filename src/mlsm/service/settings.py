@@ -23,7 +23,7 @@ from typing import Any
 
 from mlsm.errors import ProjectError, ServiceError
 
-__all__ = ["LOOPBACK", "PROJECT_KEYS", "ServiceSettings", "parse_size", "project_service_options"]
+__all__ = ["LOOPBACK", "PROJECT_KEYS", "KiB", "MiB", "ServiceSettings", "parse_size", "project_service_options"]
 
 #: Where the service listens when no API key is configured and no ``--host`` was given.
 LOOPBACK = "127.0.0.1"

@@ -1,4 +1,4 @@
-"""The store contract every backend implements, and ``open_store(url)`` that picks one by URL scheme.
+"""The store contract every backend implements (``open_store(url)`` in :mod:`mlsm.stores` picks one by URL scheme).
 
 Semantics shared by all backends (checked by one conformance suite, ``tests/stores/test_conformance.py``):
 
@@ -20,33 +20,33 @@ Semantics shared by all backends (checked by one conformance suite, ``tests/stor
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from mlsm.documents import Documents
 from mlsm.errors import RunError, StoreConfigError, StoreError
 from mlsm.stores.outcomes import Outcome, OutcomeDocuments
 
-__all__ = ["DEFAULT_STORE", "MODES", "ChunkMark", "RunRecord", "Store", "default_store_url", "open_store"]
-
-#: The embedded default store: a SQLite file in the working directory (override with ``MLSM_STORE``).
-DEFAULT_STORE = "sqlite:///mlsm.db"
-
+__all__ = [
+    "MODES",
+    "ChunkMark",
+    "RunRecord",
+    "Store",
+    "already_written",
+    "check_id_field",
+    "first_line",
+    "has_model",
+    "newest_per_id",
+    "redact_url",
+    "split_model",
+]
 
 #: How a store can be opened: ``write`` creates what is missing, ``read`` needs an existing store and never writes.
 MODES = ("write", "read")
-
-
-def default_store_url(environ: dict[str, str] | None = None) -> str:
-    """``MLSM_STORE`` when set, else :data:`DEFAULT_STORE`."""
-    env = os.environ if environ is None else environ
-    return env.get("MLSM_STORE") or DEFAULT_STORE
 
 
 @dataclass
@@ -278,34 +278,3 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (driver errors can span many), cut at 300 characters."""
     lines = str(exc).strip().splitlines()
     return lines[0][:300] if lines else type(exc).__name__
-
-
-def open_store(url: str | None = None, *, mode: str = "write") -> Store:
-    """The store a URL names: ``sqlite:///path.db`` (default), ``postgresql://...``, ``mongodb://...``.
-
-    ``mode="read"`` opens an existing store read-only (``StoreNotFound`` when there is none); see :data:`MODES`.
-    """
-    if mode not in MODES:
-        raise StoreConfigError(f"invalid store mode {mode!r}: valid modes are {', '.join(MODES)}")
-    url = url or default_store_url()
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is what finds a bad one
-    except ValueError as exc:
-        raise StoreConfigError(f"bad store URL {redact_url(url)}: {exc}") from exc
-    scheme = parts.scheme.lower()
-    if scheme == "sqlite":
-        from mlsm.stores.sqlite import SQLiteStore
-
-        return SQLiteStore(url, mode=mode)
-    if scheme in ("postgresql", "postgres"):
-        from mlsm.stores.postgres import PostgresStore
-
-        return PostgresStore(url, mode=mode)
-    if scheme in ("mongodb", "mongodb+srv"):
-        from mlsm.stores.mongo import MongoStore
-
-        return MongoStore(url, mode=mode)
-    raise StoreConfigError(
-        f"unknown store URL {redact_url(url)}: valid schemes are sqlite:///path.db, postgresql://..., mongodb://host:port/db"
-    )

@@ -28,7 +28,7 @@ from mlsm.stores.base import ChunkMark, RunRecord, Store, first_line, has_model,
 from mlsm.stores.base import already_written as _already_written
 from mlsm.stores.outcomes import Outcome, OutcomeDocuments, without_rank
 
-__all__ = ["MongoStore"]
+__all__ = ["STALE_INTENT_SECONDS", "MongoStore"]
 
 _OWN_OPTIONS = ("collection", "id_field")
 

@@ -33,7 +33,7 @@ from mlsm.stores.base import (
 )
 from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "sqlite_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mlsm_results (
