@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from ..browser import BrowserUnavailable, open_page
 from ..conftest import CliResult
 
 MODELS = """
@@ -93,6 +94,29 @@ def test_evaluate_names_the_better_model_with_the_auc_scikit_learn_gives(
     table = cli("evaluate", "--store", store)
     assert table.code == 0
     assert table.out.strip().splitlines()[-1].startswith("lead@2.0 ranks better than lead@1.0: AUC +")
+
+    # the report of the same store, in a real headless Chromium: every chart drawn, nothing asked of the network
+    page_file = tmp_path / "report.html"
+    written = cli("report", "--store", store, "--output", str(page_file))
+    assert written.code == 0, written.err
+    assert str(page_file) in written.out
+    html = page_file.read_text()
+    assert "lead@2.0 ranks better than lead@1.0" in html
+    try:
+        page = open_page(page_file)
+    except BrowserUnavailable as exc:
+        pytest.skip(f"headless Chromium is not available ({exc}); scripts/ensure-chromium installs it")
+    try:
+        deadline = time.monotonic() + 30
+        while (undrawn := page.undrawn())[1] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        total, missing = undrawn
+        assert total >= 8 and missing == []  # swap, gain, lift, ROC, calibration, 2 histograms, runs, errors
+        assert page.errors == [] and page.failed_requests == []
+        assert page.requests == [page.url]
+        assert page.screenshot(tmp_path / "report.png").stat().st_size > 50_000
+    finally:
+        page.close()
 
     # decided before anything was scored: every score is late
     early = cli("evaluate", "--store", store, "--json", "--as-of", "decision", "--until", "2000-01-01")

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_evaluate_parser", "join_arguments", "run_evaluate"]
+__all__ = ["add_evaluate_parser", "join_arguments", "joined_from", "run_evaluate", "run_report"]
 
 
 def join_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,26 @@ def add_evaluate_parser(commands: Any, store_argument: Callable[[argparse.Argume
     join_arguments(evaluate)
     evaluate.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     evaluate.set_defaults(handler=run_evaluate)
+
+    report = commands.add_parser(
+        "report",
+        help="write the evaluation report: one self-contained HTML page (runs, scores, outcomes, drift)",
+        description="Runs over time, each model's score distribution and, with outcomes, ROC curves, gain and lift "
+        "by decile, calibration, champion vs challenger with the verdict and the swap set; with --reference and "
+        "--current, the drift table. The page loads nothing from the network.",
+    )
+    store_argument(report)
+    report.add_argument("--output", "-o", required=True, metavar="FILE.html", help="where to write the page")
+    report.add_argument("--title", default="Lead scoring report", help="the page's title")
+    join_arguments(report)
+    drift_arguments(report)
+    report.set_defaults(handler=run_report)
+
+
+def drift_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runs the report's drift table compares (both or neither)."""
+    parser.add_argument("--reference", metavar="RUN", help="the run whose inputs and scores are the reference")
+    parser.add_argument("--current", metavar="RUN", help="the run compared with the reference")
 
 
 def joined_from(args: argparse.Namespace) -> Any:
@@ -78,4 +98,37 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise InputError("the store has no outcomes in this selection: load them with mlsm outcomes load")
     result = evaluate_joined(joined, args.models)
     print(json.dumps(result.to_dict(), allow_nan=False) if args.json else result.table())
+    return 0
+
+
+def report_drift(args: argparse.Namespace, store: Any) -> Any:
+    """The drift table for ``--reference``/``--current``, or None when neither is given."""
+    from mlsm.errors import InputError
+
+    if not args.reference and not args.current:
+        return None
+    if not (args.reference and args.current):
+        raise InputError("give both --reference RUN and --current RUN for the drift table, or neither")
+    raise InputError("drift is not available in this build")  # replaced when drift profiles land
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Run ``mlsm report``: write the page, print its path; exit 2 with one line on a setup problem."""
+    from pathlib import Path
+
+    from mlsm.errors import InputError
+    from mlsm.evaluation._assemble import build_report
+    from mlsm.evaluation.report import render_report
+    from mlsm.stores import open_store
+
+    output = Path(args.output)
+    if output.is_dir() or not output.parent.is_dir():
+        raise InputError(f"--output {args.output}: give a file in an existing folder")
+    joined = joined_from(args)
+    with open_store(args.store, mode="read") as store:
+        drift = report_drift(args, store)
+        data = build_report(store, joined, title=args.title, drift=drift, models=args.models)
+    page = render_report(data)
+    output.write_text(page, encoding="utf-8")
+    print(f"report written to {output} ({len(page.encode()) / 1e6:.1f} MB)")
     return 0

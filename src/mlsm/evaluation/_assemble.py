@@ -10,20 +10,30 @@ from typing import Any
 import numpy as np
 
 from mlsm.evaluation._stats import roc_points
-from mlsm.evaluation.evaluate import Evaluation
-from mlsm.evaluation.join import JoinedModel
+from mlsm.evaluation.evaluate import Evaluation, evaluate_joined
+from mlsm.evaluation.join import JoinedModel, JoinedOutcomes
 from mlsm.evaluation.report import (
     ReportCalibrationBin,
     ReportComparison,
+    ReportData,
     ReportDecile,
+    ReportDrift,
     ReportHistogram,
     ReportModel,
     ReportRun,
     ReportSwapGroup,
 )
-from mlsm.stores.base import RunRecord
+from mlsm.stores.base import RunRecord, Store, redact_url
 
-__all__ = ["histograms_of", "report_comparisons", "report_models", "report_runs"]
+__all__ = [
+    "build_report",
+    "current_scores",
+    "histograms_of",
+    "report_comparisons",
+    "report_models",
+    "report_runs",
+    "scores_of",
+]
 
 HISTOGRAM_BINS = 40
 
@@ -128,3 +138,54 @@ def scores_of(models: Sequence[JoinedModel], key: str) -> list[tuple[str, str, n
 
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
+
+
+def current_scores(store: Store, key: str) -> list[tuple[str, str, np.ndarray]]:
+    """Each model@version's numeric ``key`` in every id's current document (the report's distributions when the
+    store has no outcomes), read in one pass."""
+    found: dict[str, list[float]] = {}
+    for document in store.current_documents():
+        for name, versions in document["results"].items():
+            for version, slot in versions.items():
+                value = slot.get(key) if type(slot) is dict and "_error" not in slot else None
+                if type(value) is float or type(value) is int:
+                    found.setdefault(f"{name}@{version}", []).append(float(value))
+    return [(model, key, np.array(values, dtype=np.float64)) for model, values in sorted(found.items())]
+
+
+def build_report(
+    store: Store,
+    joined: JoinedOutcomes | None,
+    *,
+    title: str = "Lead scoring report",
+    drift: ReportDrift | None = None,
+    models: Sequence[str] | None = None,
+) -> ReportData:
+    """Everything the report shows from ``store``: its runs, score distributions, and with outcomes (``joined``)
+    the evaluation, the comparisons and their verdicts; ``drift`` when the caller compared two runs."""
+    notes = []
+    evaluation = None
+    as_of = outcomes = None
+    if joined is not None and joined.outcomes:
+        as_of, outcomes = joined.as_of, joined.outcomes
+        evaluation = evaluate_joined(joined, models)
+        histograms = histograms_of(scores_of(tuple(joined.models.values()), joined.key))
+        if joined.too_young:
+            notes.append(f"{joined.too_young:,} outcomes were left out: their decisions are too recent to judge.")
+        for model in evaluation.unscored:
+            notes.append(f"{model.model} scored none of these outcomes.")
+    else:
+        histograms = histograms_of(current_scores(store, joined.key if joined else "score"))
+    return ReportData(
+        title=title,
+        source=redact_url(store.url),
+        generated=datetime.now(UTC),
+        as_of=as_of,
+        outcomes=outcomes,
+        runs=report_runs(store.list_runs()),
+        histograms=histograms,
+        models=report_models(evaluation) if evaluation else (),
+        comparisons=report_comparisons(evaluation) if evaluation else (),
+        drift=drift,
+        notes=notes,
+    )
