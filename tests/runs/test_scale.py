@@ -344,7 +344,7 @@ def test_ray_address_joins_a_running_cluster(
     ray_available: None, write_models: Callable[..., Path], tmp_path: Path
 ) -> None:
     """A Ray head started here with ``ray start`` stands in for a cluster: the run joins it, and leaves it up."""
-    from .servers import free_port
+    from ..servers import free_port
 
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray is not None
@@ -390,7 +390,7 @@ def test_ray_address_joins_a_running_cluster(
 def test_a_ray_cluster_that_cannot_be_joined_is_one_line_and_no_run(
     ray_available: None, write_models: Callable[..., Path], tmp_path: Path, address: str, problem: str
 ) -> None:
-    from .servers import free_port
+    from ..servers import free_port
 
     port = free_port()
     models = write_models(MODELS)
