@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from mlsm.documents import make_document
 from mlsm.engine import Engine, run_single
 from mlsm.errors import SummaryModelListException
 from mlsm.models import Model, SummaryModel
@@ -79,12 +80,7 @@ def RunModelsAll(  # noqa: N802 - original name
         out.append(record)
         if store is not None:
             pending.append(
-                {
-                    id_field: record[id_field],
-                    "_current": 0,
-                    "_timestamp": int(time.time()),
-                    "results": record["results"],
-                }
+                make_document(id_field, record[id_field], record["results"], run=None, timestamp=int(time.time()))
             )
             if len(pending) >= _SEED_CHUNK:
                 store.write_documents(pending)

@@ -46,7 +46,7 @@ def run_outcomes(args: argparse.Namespace) -> int:
     import sys
 
     from mlsm.evaluation.outcomes import load_outcomes, open_outcome_input
-    from mlsm.runs._batch import check_run_files
+    from mlsm.runs import check_run_files
     from mlsm.stores import open_store
 
     # an unreadable file or a missing column before the store or the rejects file is touched

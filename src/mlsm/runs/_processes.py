@@ -20,7 +20,7 @@ from typing import Any
 from mlsm.engine import Engine
 from mlsm.errors import ModelCodeChanged, ModelLoadError, RunStopped
 from mlsm.readers import Chunk
-from mlsm.runs._batch import ScoredChunk, score_chunk
+from mlsm.runs._chunks import ScoredChunk, score_chunk
 
 __all__ = ["EngineSource", "scored_in_processes"]
 

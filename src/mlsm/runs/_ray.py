@@ -15,7 +15,9 @@ model source and input paths must exist on every node (a shared volume, or the j
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -24,18 +26,23 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlsm import errors
 from mlsm._children import Guardian, end_with_this_process
-from mlsm.documents import encode
+from mlsm._retry import retry
+from mlsm.documents import Documents, encode
 from mlsm.engine import Engine
-from mlsm.errors import MlsmError, RunError, StoreUnavailable
+from mlsm.errors import MlsmError, RunError
 from mlsm.readers import Reject, expand_inputs, open_input
-from mlsm.runs import Counts, RunOptions, RunResult, check_run_files
-from mlsm.runs._batch import REJECT_LINES_KEPT, open_run, score_chunk
+from mlsm.runs._chunks import score_chunk
+from mlsm.runs._counts import REJECT_LINES_KEPT, Counts
+from mlsm.runs._files import check_run_files
+from mlsm.runs._options import RunOptions, RunResult
 from mlsm.runs._processes import EngineSource
+from mlsm.runs._run_record import complete_run, mark_interrupted, open_run
 from mlsm.stores import open_store
 from mlsm.stores.base import ChunkMark, RunRecord, Store, first_line
 
@@ -131,26 +138,24 @@ class _Scorer:
             if not row["done"]:
                 columns, ids = pickle.loads(row["payload"])
                 scored = score_chunk(self.engine, columns, ids, id_field=self.id_field, run_id=self.run_id)
-                tally = Counts(read=row["last"] - row["first"] + 1, rejected=len(rejects))
-                tally.reject_lines = [Reject(**r).where for r in rejects][:REJECT_LINES_KEPT]
-                tally.add_chunk(scored)
+                tally = Counts(read=row["last"] - row["first"] + 1)
+                tally.add_rejects(Reject(**r) for r in rejects)
+                tally.add_scored(len(scored.documents), scored.models)
                 counts = tally.to_dict()
                 mark = ChunkMark(self.run_id, row["source"], row["first"], row["last"], counts)
-                written = self._write(scored.batch, mark)
+                written = self._write(scored.documents, mark)
             out.append({**{k: row[k] for k in ("source", "first", "last", "rejects")}, "written": written,
                         "scored": counts.get("scored", 0)})  # fmt: skip
         return pa.Table.from_pylist(out)
 
-    def _write(self, batch: Any, mark: ChunkMark) -> bool:
-        deadline, delay = time.monotonic() + self.retry_seconds, 0.2
-        while True:
-            try:
-                return self.store.write_chunk(batch, mark)
-            except StoreUnavailable:
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    def _write(self, documents: Documents, mark: ChunkMark) -> bool:
+        """Store a chunk with its mark, retrying an unavailable store for ``retry_seconds`` (then its error)."""
+        return retry(
+            functools.partial(self.store.write_chunk, documents, mark),
+            seconds=self.retry_seconds,
+            first=0.2,
+            longest=5.0,
+        )
 
 
 def _restore_environment(saved: dict[str, str]) -> None:
@@ -193,16 +198,10 @@ def run_on_ray(
     """Score ``options.input`` on Ray into ``store``; returns the finished run (as ``run_batch`` does)."""
     require_ray()
     import ray
-    import ray.data
 
     if options.engine_source is None:
         raise RunError("--executor ray needs the models' source, to load them in every actor")
-    named = expand_inputs(options.input)
-    # absolute paths for the cluster's nodes; the names the input gave for rejects, when it names several files
-    files = {str(f.resolve()): (str(f) if len(named) > 1 else None) for f in named}
-    for file in files:  # header, id field and format problems: one line before any work
-        open_input(file, id_field=options.id_field, fields=engine.input_fields, chunk_size=options.chunk_size)
-    check_run_files(options.input, output=options.output, rejects=options.rejects, store_url=store.url)
+    files = _checked_files(engine, store, options)
     if address is not None and not ray.is_initialized():
         _check_reachable(address)
     run = open_run(store, options, engine)
@@ -212,89 +211,140 @@ def run_on_ray(
     for mark in store.chunk_marks(run.id):
         done.setdefault(mark.source, set()).add(mark.first)
     started = time.monotonic()
-    joined_here = not ray.is_initialized()  # a caller's own Ray session is left as it was
-    environment = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE, PYTHONBREAKPOINT) that outlive it
-    guardian = Guardian()
-    if joined_here:
-        logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's own progress chatter; errors still show
-        # Ray Data logs the stack trace of an error it then raises: the error reaches the caller anyway (an
-        # actor's refusal as its one line, see _mlsm_error_in), so not twice
-        logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
-        if address is None:
-            # a local Ray dies with its driver, except processes that were starting and two agents that spend a
-            # minute reporting to its dead GCS: a guardian ends those (its processes inherit the guardian's mark)
-            guardian = end_with_this_process("MLSM_LOCAL_RAY")
-            os.environ.update(guardian.mark)
+    with _ray_session(address, store, run):
         try:
-            # "local": a Ray of this run's own, as documented, not whatever `ray start` left running on this machine
-            ray.init(
-                address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            guardian.close()
-            _restore_environment(environment)
-            _interrupted(store, run)
-            where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
-            raise MlsmError(f"cannot {where}: {first_line(exc)}") from exc
-        for name in guardian.mark:  # Ray's processes have it; what this process starts later is none of Ray's
-            os.environ.pop(name, None)
-    try:
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # rejects and summaries come back in input order
-        context.enable_progress_bars = bool(options.progress)
-        cpus = max(1.0, float(ray.cluster_resources().get("CPU", 1.0)))
-        actors = options.workers if options.workers > 1 else max(1, int(cpus))
-        marked = {file: frozenset(firsts) for file, firsts in done.items()}
-        dataset = ray.data.read_datasource(
-            _datasource(files, options.id_field, engine.input_fields, options.chunk_size, marked), num_cpus=0.1
-        )
-        scored = dataset.map_batches(
-            _Scorer,
-            fn_constructor_kwargs={
-                "source": _absolute(options.engine_source),
-                "store_url": _absolute_store(store.url),
-                "run_id": run.id,
-                "id_field": options.id_field,
-                "retry_seconds": options.retry_seconds,
-            },
-            batch_size=1,
-            batch_format="pyarrow",
-            concurrency=actors,
-            num_cpus=max(0.1, (cpus - 0.2) / actors),
-        )
-        rejects_file = open(options.rejects, "w", encoding="utf-8") if options.rejects else None  # noqa: SIM115
-        reject_lines: list[int | str] = []  # in input order (the dataset preserves it)
-        rows = chunks = scored_now = 0
-        try:
-            for row in scored.iter_rows():
-                chunks += 1
-                rows = max(rows, row["last"])
-                scored_now += row["scored"] if row["written"] else 0
-                rejects = [Reject(**r) for r in json.loads(row["rejects"])]
-                reject_lines.extend(r.where for r in rejects)
-                if rejects_file is not None and rejects:
-                    rejects_file.write("".join(reject.to_json() + "\n" for reject in rejects))
-        finally:
-            if rejects_file is not None:
-                rejects_file.close()
-    except BaseException as exc:
-        _interrupted(store, run)
-        found = _mlsm_error_in(exc)
-        if found is not None:  # an actor refused (other code, models that do not load): its one line, not Ray's
-            raise found from exc
-        raise
-    finally:
-        if joined_here:
-            ray.shutdown()  # stops a local Ray started here; only disconnects from a cluster
-            guardian.close()
-            _restore_environment(environment)
-    run.counts = _total(store.chunk_marks(run.id), reject_lines)
-    run.rows, run.chunks = run.counts["read"], chunks
+            rows = _scored_rows(engine, store, options, run, files, done)
+            collected = _collect(rows, options.rejects)
+        except BaseException as exc:
+            mark_interrupted(store, run.id)
+            found = _mlsm_error_in(exc)
+            if found is not None:  # an actor refused (other code, models that do not load): its one line, not Ray's
+                raise found from exc
+            raise
+    run.counts = _total(store.chunk_marks(run.id), collected.reject_lines)
+    run.rows, run.chunks = run.counts["read"], collected.chunks
     if options.output:
         _export_run(store, run.id, options.output)
-    run.status, run.ended = "completed", time.time()
-    store.save_run(run)
-    return RunResult(run, time.monotonic() - started, scored_now)
+    complete_run(store, run)
+    return RunResult(run, time.monotonic() - started, collected.scored_now)
+
+
+def _checked_files(engine: Engine, store: Store, options: RunOptions) -> dict[str, str | None]:
+    """The input's files, each absolute path (for the cluster's nodes) with the name its rejects give when the input
+    names several (else None); header, id field, format and ``--output``/``--rejects`` problems are one line here,
+    before any work."""
+    named = expand_inputs(options.input)
+    files = {str(f.resolve()): (str(f) if len(named) > 1 else None) for f in named}
+    for file in files:
+        open_input(file, id_field=options.id_field, fields=engine.input_fields, chunk_size=options.chunk_size)
+    check_run_files(options.input, output=options.output, rejects=options.rejects, store_url=store.url)
+    return files
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None, store: Store, run: RunRecord) -> Iterator[None]:
+    """Ray joined (a local one of this run's own without ``address``) for the ``with`` block, and left after it with
+    this process's environment as it was; a caller's own Ray session is used and left as it was."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    environment = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE, PYTHONBREAKPOINT) that outlive it
+    guardian = Guardian()
+    logging.getLogger("ray").setLevel(logging.ERROR)  # Ray's own progress chatter; errors still show
+    # Ray Data logs the stack trace of an error it then raises: the error reaches the caller anyway (an
+    # actor's refusal as its one line, see _mlsm_error_in), so not twice
+    logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
+    if address is None:
+        # a local Ray dies with its driver, except processes that were starting and two agents that spend a
+        # minute reporting to its dead GCS: a guardian ends those (its processes inherit the guardian's mark)
+        guardian = end_with_this_process("MLSM_LOCAL_RAY")
+        os.environ.update(guardian.mark)
+    try:
+        # "local": a Ray of this run's own, as documented, not whatever `ray start` left running on this machine
+        ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        guardian.close()
+        _restore_environment(environment)
+        mark_interrupted(store, run.id)
+        where = f"join the Ray cluster at {address!r}" if address else "start a local Ray"
+        raise MlsmError(f"cannot {where}: {first_line(exc)}") from exc
+    for name in guardian.mark:  # Ray's processes have it; what this process starts later is none of Ray's
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        ray.shutdown()  # stops a local Ray started here; only disconnects from a cluster
+        guardian.close()
+        _restore_environment(environment)
+
+
+def _scored_rows(
+    engine: Engine,
+    store: Store,
+    options: RunOptions,
+    run: RunRecord,
+    files: dict[str, str | None],
+    done: dict[str, set[int]],
+) -> Iterator[dict[str, Any]]:
+    """The actors' summary of every chunk, in input order: the input read by the datasource (chunks in ``done``
+    skipped), scored and stored by an actor pool sized to the cluster (or ``--workers``)."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rejects and summaries come back in input order
+    context.enable_progress_bars = bool(options.progress)
+    cpus = max(1.0, float(ray.cluster_resources().get("CPU", 1.0)))
+    actors = options.workers if options.workers > 1 else max(1, int(cpus))
+    marked = {file: frozenset(firsts) for file, firsts in done.items()}
+    dataset = ray.data.read_datasource(
+        _datasource(files, options.id_field, engine.input_fields, options.chunk_size, marked), num_cpus=0.1
+    )
+    assert options.engine_source is not None  # checked by run_on_ray
+    scored = dataset.map_batches(
+        _Scorer,
+        fn_constructor_kwargs={
+            "source": _absolute(options.engine_source),
+            "store_url": _absolute_store(store.url),
+            "run_id": run.id,
+            "id_field": options.id_field,
+            "retry_seconds": options.retry_seconds,
+        },
+        batch_size=1,
+        batch_format="pyarrow",
+        concurrency=actors,
+        num_cpus=max(0.1, (cpus - 0.2) / actors),
+    )
+    rows: Iterator[dict[str, Any]] = scored.iter_rows()
+    return rows
+
+
+@dataclass
+class _Collected:
+    """What the driver gathers from the chunk summaries: chunks seen, records this invocation stored, reject lines."""
+
+    chunks: int = 0
+    scored_now: int = 0
+    reject_lines: list[int | str] = field(default_factory=list)  # in input order (the dataset preserves it)
+
+
+def _collect(rows: Iterator[dict[str, Any]], rejects_path: str | None) -> _Collected:
+    """Go through the chunk summaries, writing ``--rejects`` (when named) in input order."""
+    collected = _Collected()
+    rejects_file = open(rejects_path, "w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
+    try:
+        for row in rows:
+            collected.chunks += 1
+            collected.scored_now += row["scored"] if row["written"] else 0
+            rejects = [Reject(**r) for r in json.loads(row["rejects"])]
+            collected.reject_lines.extend(r.where for r in rejects)
+            if rejects_file is not None and rejects:
+                rejects_file.write("".join(reject.to_json() + "\n" for reject in rejects))
+    finally:
+        if rejects_file is not None:
+            rejects_file.close()
+    return collected
 
 
 _RAISED = re.compile(r"^mlsm\.errors\.(\w+): (.+)$", re.MULTILINE)
@@ -333,14 +383,7 @@ def _absolute_store(url: str) -> str:
 def _total(marks: list[ChunkMark], reject_lines: list[int | str]) -> dict[str, Any]:
     total = Counts()
     for mark in marks:
-        part = Counts.from_dict(mark.counts)
-        total.read += part.read
-        total.scored += part.scored
-        total.rejected += part.rejected
-        for key, (ok, failed) in part.models.items():
-            tally = total.models.setdefault(key, [0, 0])
-            tally[0] += ok
-            tally[1] += failed
+        total.add(Counts.from_dict(mark.counts))
     total.reject_lines = reject_lines[:REJECT_LINES_KEPT]
     return total.to_dict()
 
@@ -349,11 +392,3 @@ def _export_run(store: Store, run_id: str, output: str) -> None:
     with open(output, "w", encoding="utf-8") as handle:
         for document in store.run_documents(run_id):
             handle.write(encode(document) + "\n")
-
-
-def _interrupted(store: Store, run: RunRecord) -> None:
-    try:
-        run.status, run.ended = "interrupted", time.time()
-        store.save_run(run)
-    except Exception:  # the store may be what failed; the marks already tell what is done
-        pass

@@ -19,6 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from mlsm.runs._counts import tally_slots
+
 __all__ = ["GROUP_BUCKETS", "LATENCY_BUCKETS", "ServiceMetrics"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -142,18 +144,9 @@ class ServiceMetrics:
         """Count each model's result and error slots in scored records."""
         self.records.inc(len(results))
         tallies: dict[str, list[int]] = {}
-        for record in results:
-            for name, versions in record.items():
-                for version, slot in versions.items():
-                    key = f"{name}@{version}"
-                    tally = tallies.get(key)
-                    if tally is None:
-                        tally = tallies[key] = [0, 0]
-                    tally[0] += 1
-                    if "_error" in slot:
-                        tally[1] += 1
-        for key, (count, errors) in tallies.items():
-            self._child("results", key, self.model_results).inc(count)
+        tally_slots(results, tallies)
+        for key, (ok, errors) in tallies.items():
+            self._child("results", key, self.model_results).inc(ok + errors)
             if errors:
                 self._child("errors", key, self.model_errors).inc(errors)
 

@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 from mlsm._version import __version__
-from mlsm.documents import Documents, make_document
+from mlsm.documents import Documents
 from mlsm.lifecycle.release import unreleased_warning
-from mlsm.runs import new_run_id
+from mlsm.runs._chunks import documents_from_results
+from mlsm.runs._run_record import complete_run, new_run_id, start_run
 from mlsm.service.grouping import Grouper
 from mlsm.service.keys import KeyRing
 from mlsm.service.logs import EventLog
@@ -111,8 +112,7 @@ class ServiceRuntime:
         try:
             run_id = run_id or settings.run_id or new_service_run_id()
             if owns_run:
-                run = RunRecord.new(run_id, service_run_info(settings, first, store))
-                store.start_run(run)
+                run = start_run(store, run_id, service_run_info(settings, first, store))
             else:
                 run = store.get_run(run_id) or RunRecord.new(run_id, {})
         except BaseException:
@@ -134,10 +134,8 @@ class ServiceRuntime:
         await self.writer.close()
         self.grouper.close()
         if self.owns_run:
-            self.run.status = "completed"
-            self.run.ended = time.time()
             try:
-                self.store.save_run(self.run)
+                complete_run(self.store, self.run)
             except Exception as exc:
                 self.log.event("run_not_saved", "error", run=self.run.id, error=str(exc))
         self.store.close()
@@ -160,12 +158,7 @@ class ServiceRuntime:
 
     def _batch(self, ids: list[str], results: list[dict[str, Any]]) -> Documents:
         self.metrics.count_results(results)
-        now = int(time.time())
-        id_field, run_id = self.settings.id_field, self.run.id
-        documents = [make_document(id_field, i, r, run=run_id, timestamp=now) for i, r in zip(ids, results)]
-        batch = Documents(id_field, ids, documents, run=run_id)
-        batch.json()
-        return batch
+        return documents_from_results(self.settings.id_field, ids, results, run_id=self.run.id)
 
     async def reload(self, trigger: str) -> tuple[ServingSet, ServingSet]:
         """Read the key files again, reload the models (see :class:`LiveModels`), count and log the outcome, and

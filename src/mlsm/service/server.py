@@ -239,14 +239,14 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sourc
     import multiprocessing
     import queue
 
+    from mlsm.runs._run_record import complete_run, start_run
     from mlsm.service.runtime import new_service_run_id, record_set, service_run_info
-    from mlsm.stores import RunRecord, open_store
+    from mlsm.stores import open_store
 
     try:
         store = open_store(settings.store)
         try:
-            run = RunRecord.new(settings.run_id or new_service_run_id(), service_run_info(settings, first, store))
-            store.start_run(run)
+            run = start_run(store, settings.run_id or new_service_run_id(), service_run_info(settings, first, store))
         finally:
             store.close()
     finally:
@@ -337,8 +337,7 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sourc
             if kind == "loaded":
                 record(entry)
         with contextlib.suppress(MlsmError), open_store(settings.store) as store:
-            run.status, run.ended = "completed", time.time()
-            store.save_run(run)
+            complete_run(store, run)
         shutil.rmtree(metrics_dir, ignore_errors=True)
         log.event("stopped", run=run.id)
     return 0

@@ -18,11 +18,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
+from mlsm._retry import retry_async
 from mlsm.documents import Documents
 from mlsm.errors import MlsmError, QueueFull, ResultNotStored, ResultRefused, StoreUnavailable
-from mlsm.runs import Counts
+from mlsm.runs._counts import Counts
 from mlsm.stores.base import RunRecord, Store
 
 __all__ = ["ResultWriter"]
@@ -166,25 +166,20 @@ class ResultWriter:
         """Write ``batch``, retrying an unavailable store; ``ResultNotStored`` when it stays unavailable,
         ``ResultRefused`` when the store refuses the batch for good."""
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + self.retry_seconds
-        delay = 0.05
-        while True:
+
+        async def attempt() -> float:
             started = time.perf_counter()
-            try:
-                await loop.run_in_executor(self._thread, self._write_now, batch)
-            except StoreUnavailable as exc:
-                if time.monotonic() + delay > deadline:
-                    raise ResultNotStored(
-                        f"store unavailable for {self.retry_seconds:g} s, result not stored: {exc}"
-                    ) from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            except Exception as exc:  # an error of the driver that the store did not translate is as permanent
-                raise ResultRefused(f"the store refused the results (retrying will not help): {_reason(exc)}") from exc
-            if self._on_write is not None:
-                self._on_write(len(batch), time.perf_counter() - started)
-            return
+            await loop.run_in_executor(self._thread, self._write_now, batch)
+            return time.perf_counter() - started
+
+        try:
+            seconds = await retry_async(attempt, seconds=self.retry_seconds, first=0.05, longest=1.0)
+        except StoreUnavailable as exc:
+            raise ResultNotStored(f"store unavailable for {self.retry_seconds:g} s, result not stored: {exc}") from exc
+        except Exception as exc:  # an error of the driver that the store did not translate is as permanent
+            raise ResultRefused(f"the store refused the results (retrying will not help): {_reason(exc)}") from exc
+        if self._on_write is not None:
+            self._on_write(len(batch), seconds)
 
     def _write_now(self, batch: Documents) -> None:
         if not self.owns_run:
@@ -193,7 +188,9 @@ class ResultWriter:
         run = self.run
         before = (run.rows, run.chunks, run.counts)
         counts = Counts.from_dict(self._counts.to_dict())
-        _tally(counts, batch.documents)
+        documents = batch.documents
+        counts.read += len(documents)
+        counts.add_results([document["results"] for document in documents])
         run.rows += len(batch)
         run.chunks += 1
         run.counts = counts.to_dict()
@@ -207,17 +204,3 @@ class ResultWriter:
 
 def _reason(exc: Exception) -> str:
     return str(exc) if isinstance(exc, MlsmError) else f"{type(exc).__name__}: {exc}"
-
-
-def _tally(counts: Counts, documents: list[dict[str, Any]]) -> None:
-    """Add ``documents`` to ``counts``: records read and scored, ok and error slots per ``name@version``."""
-    counts.read += len(documents)
-    counts.scored += len(documents)
-    models = counts.models
-    for document in documents:
-        for name, versions in document["results"].items():
-            for version, slot in versions.items():
-                tally = models.get(f"{name}@{version}")
-                if tally is None:
-                    tally = models[f"{name}@{version}"] = [0, 0]
-                tally[1 if "_error" in slot else 0] += 1
