@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsm._version import __version__
+from mlsm.cli._drift import add_drift_command  # mlsm drift
 from mlsm.errors import MlsmError, RunStopped
 
 if TYPE_CHECKING:
@@ -175,6 +176,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--key", default="score", help="the result key to compare (default: score)")
     compare.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     compare.set_defaults(handler=_cmd_compare)
+
+    add_drift_command(commands)  # mlsm drift (mlsm.cli._drift)
 
     serve = commands.add_parser(
         "serve",

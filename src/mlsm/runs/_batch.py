@@ -21,6 +21,7 @@ from mlsm.documents import Documents, make_document
 from mlsm.engine import Engine
 from mlsm.errors import RunError, RunStopped, StoreUnavailable
 from mlsm.readers import FORMATS, Chunk, SeveralFiles, expand_inputs, open_inputs
+from mlsm.runs._profiles import Conversions, RunProfile, profile_chunk  # drift profile
 from mlsm.runs._progress import Progress
 from mlsm.stores.base import RunRecord, Store
 
@@ -56,6 +57,7 @@ class Counts:
     rejected: int = 0
     reject_lines: list[int | str] = field(default_factory=list)  # line numbers, or file:line for several files
     models: dict[str, list[int]] = field(default_factory=dict)  # key -> [ok, errors]
+    profile: RunProfile | None = None  # drift profile: None for runs scored without one
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class Counts:
             "rejected": self.rejected,
             "reject_lines": list(self.reject_lines),
             "models": {key: {"ok": ok, "errors": errors} for key, (ok, errors) in self.models.items()},
+            **({"profile": self.profile.to_json()} if self.profile is not None else {}),  # drift profile
         }
 
     @classmethod
@@ -75,6 +78,7 @@ class Counts:
             data.get("rejected", 0),
             list(data.get("reject_lines", [])),
             models,
+            RunProfile.from_json(data["profile"]) if "profile" in data else None,  # drift profile
         )
 
     def add_chunk(self, scored: ScoredChunk) -> None:
@@ -84,6 +88,12 @@ class Counts:
             tally = self.models.setdefault(key, [0, 0])
             tally[0] += ok
             tally[1] += errors
+        self.add_profile(scored.profile)  # drift profile
+
+    def add_profile(self, profile: RunProfile | None) -> None:
+        """Merge a chunk's drift profile into the run's (None: the chunk has none)."""
+        if profile is not None:
+            self.profile = profile if self.profile is None else self.profile.merge(profile)
 
     def add_results(self, engine: Engine, results: list[dict[str, Any]]) -> None:
         """Count each model's ok and error slots in ``results``."""
@@ -277,6 +287,7 @@ class ScoredChunk:
 
     batch: Documents
     models: dict[str, list[int]]  # key -> [ok, errors]
+    profile: RunProfile | None = None  # drift profile of the chunk
 
     def without_objects(self) -> ScoredChunk:
         """The same chunk holding only the documents' JSON (for sending to another process)."""
@@ -284,13 +295,16 @@ class ScoredChunk:
         return ScoredChunk(
             Documents(batch.id_field, batch.ids, run=batch.run, json=batch.json(), timestamp=batch.timestamp),
             self.models,
+            self.profile,  # drift profile
         )
 
 
 def score_chunk(engine: Engine, columns: dict[str, Any], ids: list[str], *, id_field: str, run_id: str) -> ScoredChunk:
     """Score one chunk's columns and build its documents, JSON included (``gc_paused`` says why the collector waits)."""
     with gc_paused():
-        results = engine.score_columns(columns, len(ids))
+        conversions = Conversions()  # drift profile: the engine's converted columns
+        results = engine.score_columns(columns, len(ids), on_converted=conversions)
+        profile = profile_chunk(engine, columns, len(ids), results, conversions)  # drift profile
         tally = Counts()
         tally.add_results(engine, results)
         now = int(time.time())
@@ -300,7 +314,7 @@ def score_chunk(engine: Engine, columns: dict[str, Any], ids: list[str], *, id_f
         ]
         batch = Documents(id_field, ids, documents, run=run_id, timestamp=now)
         batch.json()
-    return ScoredChunk(batch, tally.models)
+    return ScoredChunk(batch, tally.models, profile)  # drift profile
 
 
 def _scored(

@@ -340,6 +340,7 @@ def _total(marks: list[ChunkMark], reject_lines: list[int | str]) -> dict[str, A
             tally = total.models.setdefault(key, [0, 0])
             tally[0] += ok
             tally[1] += failed
+        total.add_profile(part.profile)  # drift profile
     total.reject_lines = reject_lines[:REJECT_LINES_KEPT]
     return total.to_dict()
 
