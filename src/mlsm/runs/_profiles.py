@@ -28,7 +28,16 @@ from mlsm.engine import Engine
 from mlsm.evaluation._drift import CategoricalProfile, NumericProfile, Profile, profile_from_json
 from mlsm.fields import MISSING, MISSING_REQUIRED, ColumnResult, Field, FieldCheck, as_field
 
-__all__ = ["PROFILE_ENV", "Conversions", "ModelProfile", "RunProfile", "profile_chunk", "profile_records"]
+__all__ = [
+    "PROFILE_ENV",
+    "Conversions",
+    "ModelProfile",
+    "RunProfile",
+    "Sample",
+    "profile_chunk",
+    "profile_records",
+    "profile_samples",
+]
 
 #: Set to ``off`` to score without profiles: only for measuring what profiles cost (``benchmarks/bench_profiles.py
 #: run``); a run scored so has no profile, and ``mlsm drift`` says so.
@@ -222,6 +231,32 @@ def profile_records(
     names = [name for name, _, _ in _plan(engine).fields]
     columns = {name: [record.get(name) for record in records] for name in names}
     return profile_chunk(engine, columns, len(records), results)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Records scored one at a time (a service request) with the engine that scored them and their results."""
+
+    engine: Engine
+    records: Sequence[Mapping[str, Any]]
+    results: Sequence[Mapping[str, Any]]
+
+
+def profile_samples(samples: Sequence[Sample]) -> RunProfile | None:
+    """The profile of several samples (a service's group commit): one columnar pass per engine, not per request."""
+    if not samples or not profiles_enabled():
+        return None
+    by_engine: dict[int, tuple[Engine, list[Mapping[str, Any]], list[Mapping[str, Any]]]] = {}
+    for sample in samples:
+        _, records, results = by_engine.setdefault(id(sample.engine), (sample.engine, [], []))
+        records.extend(sample.records)
+        results.extend(sample.results)
+    merged: RunProfile | None = None
+    for engine, records, results in by_engine.values():
+        part = profile_records(engine, records, results)
+        if part is not None:
+            merged = part if merged is None else merged.merge(part)
+    return merged
 
 
 def _field_profile(converted: ColumnResult, kind: str, column: Any) -> Profile:

@@ -20,6 +20,7 @@ from mlsm._version import __version__
 from mlsm.documents import Documents, make_document
 from mlsm.lifecycle.provenance import unreleased_warning
 from mlsm.runs import new_run_id
+from mlsm.runs._profiles import Sample  # drift profile
 from mlsm.service.grouping import Grouper
 from mlsm.service.keys import KeyRing
 from mlsm.service.logs import EventLog
@@ -155,7 +156,7 @@ class ServiceRuntime:
         results = await self.grouper.score(model_set, records)
         # counting, building and encoding the documents of a large request take a while: not on the event loop
         batch = await asyncio.get_running_loop().run_in_executor(None, self._batch, ids, results)
-        await self.writer.submit(batch)
+        await self.writer.submit(batch, Sample(model_set.engine, records, results))  # drift profile sample
         return batch
 
     def _batch(self, ids: list[str], results: list[dict[str, Any]]) -> Documents:
