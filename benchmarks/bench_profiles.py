@@ -1,6 +1,11 @@
 """Cost of drift profiles per value: what a batch run pays to profile each chunk of each column.
 
     .venv/bin/python benchmarks/bench_profiles.py [--chunk-size 10000] [--chunks 20] [--repeats 5]
+    .venv/bin/python benchmarks/bench_profiles.py run [--rows 100000] [--repeats 5] [--workers 1]
+
+``run``: the whole cost in a batch run: ``mlsm run`` of the lead-scoring example on generated leads, with profiles
+and without (``MLSM_PROFILE=off``, a switch for this measurement only), alternately; medians of the runs' own
+elapsed time (reading, scoring, storing: what ``--json`` reports) and of the whole command.
 
 For numeric columns of several shapes and for text columns (from Python lists and from Arrow arrays), reported in
 nanoseconds per value: profiling one chunk (``of``), merging the chunk's profile into the run's (``merge``), and for
@@ -15,6 +20,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -52,7 +58,65 @@ def text_columns(n: int, rng: np.random.Generator) -> dict[str, list[str | None]
     }
 
 
+def run_cost(argv: list[str]) -> None:
+    """Time ``mlsm run`` of the example with and without profiles; print medians and the ratio."""
+    import os
+    import subprocess
+
+    from timing import scratch
+
+    parser = argparse.ArgumentParser(prog="bench_profiles.py run")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    folder = scratch("mlsm-bench-profiles-")
+    example = ROOT / "examples" / "lead_scoring"
+    leads = folder / "leads.csv"
+    subprocess.run([sys.executable, str(example / "leads.py"), str(args.rows), str(leads)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+    def once(profile: bool, i: int) -> tuple[float, float]:
+        store = folder / f"{'on' if profile else 'off'}-{i}.db"
+        command = [sys.executable, "-m", "mlsm", "run", str(example / "models.py"), str(leads),
+                   "--id-field", "Prospect ID", "--store", f"sqlite:///{store}", "--allow-unreleased", "--json",
+                   "--workers", str(args.workers)]  # fmt: skip
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, env={**env, "MLSM_PROFILE": "on" if profile else "off"}, capture_output=True, text=True
+        )
+        whole = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(done.stderr)
+        summary = json.loads(done.stdout)
+        has_profile = "profile" in summary["run"]["counts"]
+        if has_profile != profile:
+            raise SystemExit(f"expected a run {'with' if profile else 'without'} a profile")
+        store.unlink()
+        return summary["elapsed"], whole
+
+    once(True, -1)  # warm the file cache and the compiled bytecode
+    times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for i in range(args.repeats):
+        for profile in (False, True):
+            times[profile].append(once(profile, i))
+    print(f"mlsm run of the lead-scoring example, {args.rows:,} rows, --workers {args.workers}; medians of "
+          f"{args.repeats} runs each, alternating")  # fmt: skip
+    print(f"{'':12} {'run elapsed':>12} {'whole command':>14}")
+    medians = {}
+    for profile in (False, True):
+        run = statistics.median(t[0] for t in times[profile])
+        whole = statistics.median(t[1] for t in times[profile])
+        medians[profile] = (run, whole)
+        print(f"{'profiles' if profile else 'no profiles':12} {run:11.2f}s {whole:13.2f}s")
+    for label, index in (("run elapsed", 0), ("whole command", 1)):
+        print(f"cost of profiles ({label}): {medians[True][index] / medians[False][index] - 1:+.1%}")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["run"]:
+        run_cost(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument("--chunks", type=int, default=20, help="chunks merged into one run profile")

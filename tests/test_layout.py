@@ -269,4 +269,4 @@ def test_every_public_module_lists_exactly_its_public_names_in_all() -> None:
 def test_public_modules_are_found_by_their_names() -> None:
     names = {module.name for module in _public_modules(_modules())}
     assert {"mlsm", "mlsm.stores", "mlsm.stores.base", "mlsm.lifecycle.release"} <= names
-    assert not names & {"mlsm.__main__", "mlsm.runs._batch", "mlsm._version", "mlsm.engine._core"}
+    assert not names & {"mlsm.__main__", "mlsm.runs._local", "mlsm._version", "mlsm.engine._engine"}

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlsm._version import __version__
+from mlsm.cli._drift import add_drift_command
+from mlsm.cli._evaluate import add_evaluate_parser
+from mlsm.cli._outcomes import add_outcomes_parser
 from mlsm.errors import MlsmError, RunStopped
 
 if TYPE_CHECKING:
@@ -175,13 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     compare.set_defaults(handler=_cmd_compare)
 
-    from mlsm.cli._outcomes import add_outcomes_parser
-
     add_outcomes_parser(commands, _store_argument, _positive_int)
-
-    from mlsm.cli._evaluate import add_evaluate_parser
-
     add_evaluate_parser(commands, _store_argument)
+    add_drift_command(commands)
 
     serve = commands.add_parser(
         "serve",

@@ -213,15 +213,30 @@ class Engine:
 
     # -- a chunk of columns ----------------------------------------------------------------------------------
 
-    def score_columns(self, columns: Mapping[str, Any], length: int) -> list[dict[str, Any]]:
-        """Score ``length`` rows given as columns (Arrow arrays or lists) by field name; flat layout only."""
+    def score_columns(
+        self,
+        columns: Mapping[str, Any],
+        length: int,
+        *,
+        on_converted: Callable[[Sequence[FieldCheck], Sequence[ColumnResult]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Score ``length`` rows given as columns (Arrow arrays or lists) by field name; flat layout only.
+        ``on_converted(checks, columns)`` is given every field check and its converted column (the drift profile
+        reads them instead of converting the columns again)."""
         if self.layout != "flat":
             raise ModelDefinitionError("score_columns needs the flat layout; score nested records one at a time")
         with gc_paused():
-            return self._score_columns(columns, length)
+            return self._score_columns(columns, length, on_converted)
 
-    def _score_columns(self, columns: Mapping[str, Any], length: int) -> list[dict[str, Any]]:
+    def _score_columns(
+        self,
+        columns: Mapping[str, Any],
+        length: int,
+        on_converted: Callable[[Sequence[FieldCheck], Sequence[ColumnResult]], None] | None = None,
+    ) -> list[dict[str, Any]]:
         converted = [check.convert_column(columns.get(check.name), length) for check in self._checks]
+        if on_converted is not None:  # drift profile
+            on_converted(self._checks, converted)
         rows: list[dict[str, Any]] = [{} for _ in range(length)]
         py_cache: dict[int, list[Any]] = {}
         frames: dict[tuple[int, ...], Any] = {}  # batch models reading the same fields share one frame build

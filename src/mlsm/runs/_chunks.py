@@ -11,6 +11,7 @@ from mlsm._gc import gc_paused
 from mlsm.documents import Documents, make_document
 from mlsm.engine import Engine
 from mlsm.runs._counts import tally_slots
+from mlsm.runs._profiles import Conversions, RunProfile, profile_chunk
 
 __all__ = ["ScoredChunk", "documents_from_results", "score_chunk"]
 
@@ -35,6 +36,7 @@ class ScoredChunk:
 
     documents: Documents
     models: dict[str, list[int]]  # key -> [ok, errors]
+    profile: RunProfile | None = None  # the chunk's drift profile
 
     def without_objects(self) -> ScoredChunk:
         """The same chunk holding only the documents' JSON (for sending to another process)."""
@@ -42,14 +44,17 @@ class ScoredChunk:
         return ScoredChunk(
             Documents(batch.id_field, batch.ids, run=batch.run, json=batch.json(), timestamp=batch.timestamp),
             self.models,
+            self.profile,
         )
 
 
 def score_chunk(engine: Engine, columns: dict[str, Any], ids: list[str], *, id_field: str, run_id: str) -> ScoredChunk:
     """Score one chunk's columns and build its documents, JSON included (``gc_paused`` says why the collector waits)."""
     with gc_paused():
-        results = engine.score_columns(columns, len(ids))
+        conversions = Conversions()  # the columns the engine converted, profiled without converting them again
+        results = engine.score_columns(columns, len(ids), on_converted=conversions)
+        profile = profile_chunk(engine, columns, len(ids), results, conversions)
         models: dict[str, list[int]] = {}
         tally_slots(results, models, engine.all_models)
         documents = documents_from_results(id_field, ids, results, run_id=run_id)
-    return ScoredChunk(documents, models)
+    return ScoredChunk(documents, models, profile)

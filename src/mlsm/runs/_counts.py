@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlsm.runs._profiles import RunProfile
+
 if TYPE_CHECKING:
     from mlsm.models import Model
     from mlsm.readers import Reject
@@ -58,6 +60,7 @@ class Counts:
     rejected: int = 0
     reject_lines: list[int | str] = field(default_factory=list)  # line numbers, or file:line for several files
     models: dict[str, list[int]] = field(default_factory=dict)  # key -> [ok, errors]
+    profile: RunProfile | None = None  # the drift profile: None for runs scored without one
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class Counts:
             "rejected": self.rejected,
             "reject_lines": list(self.reject_lines),
             "models": {key: {"ok": ok, "errors": errors} for key, (ok, errors) in self.models.items()},
+            **({"profile": self.profile.to_json()} if self.profile is not None else {}),
         }
 
     @classmethod
@@ -77,6 +81,7 @@ class Counts:
             data.get("rejected", 0),
             list(data.get("reject_lines", [])),
             models,
+            RunProfile.from_json(data["profile"]) if "profile" in data else None,
         )
 
     def add(self, other: Counts) -> None:
@@ -85,11 +90,18 @@ class Counts:
         self.scored += other.scored
         self.rejected += other.rejected
         add_tallies(self.models, other.models)
+        self.add_profile(other.profile)
 
-    def add_scored(self, records: int, models: Mapping[str, Sequence[int]]) -> None:
-        """Add ``records`` scored records and their model tallies (a scored chunk's)."""
+    def add_scored(self, records: int, models: Mapping[str, Sequence[int]], profile: RunProfile | None = None) -> None:
+        """Add ``records`` scored records, their model tallies and their drift profile (a scored chunk's)."""
         self.scored += records
         add_tallies(self.models, models)
+        self.add_profile(profile)
+
+    def add_profile(self, profile: RunProfile | None) -> None:
+        """Merge a chunk's drift profile into the run's (None: the chunk has none)."""
+        if profile is not None:
+            self.profile = profile if self.profile is None else self.profile.merge(profile)
 
     def add_results(
         self, results: Sequence[Mapping[str, Mapping[Any, Any]]], models: Sequence[Model] | None = None

@@ -63,7 +63,7 @@ def run_batch(
     try:
         for chunk, scored in _scored(engine, reader, options, run.id):
             documents = scored.documents
-            counts.add_scored(len(documents), scored.models)
+            counts.add_scored(len(documents), scored.models, scored.profile)
             counts.read = chunk.position
             counts.add_rejects(chunk.rejects)
             if output is not None:

@@ -140,7 +140,7 @@ class _Scorer:
                 scored = score_chunk(self.engine, columns, ids, id_field=self.id_field, run_id=self.run_id)
                 tally = Counts(read=row["last"] - row["first"] + 1)
                 tally.add_rejects(Reject(**r) for r in rejects)
-                tally.add_scored(len(scored.documents), scored.models)
+                tally.add_scored(len(scored.documents), scored.models, scored.profile)
                 counts = tally.to_dict()
                 mark = ChunkMark(self.run_id, row["source"], row["first"], row["last"], counts)
                 written = self._write(scored.documents, mark)

@@ -20,6 +20,7 @@ from mlsm._version import __version__
 from mlsm.documents import Documents
 from mlsm.lifecycle.release import unreleased_warning
 from mlsm.runs._chunks import documents_from_results
+from mlsm.runs._profiles import Sample
 from mlsm.runs._run_record import complete_run, new_run_id, start_run
 from mlsm.service.grouping import Grouper
 from mlsm.service.keys import KeyRing
@@ -153,7 +154,7 @@ class ServiceRuntime:
         results = await self.grouper.score(model_set, records)
         # counting, building and encoding the documents of a large request take a while: not on the event loop
         batch = await asyncio.get_running_loop().run_in_executor(None, self._batch, ids, results)
-        await self.writer.submit(batch)
+        await self.writer.submit(batch, Sample(model_set.engine, records, results))  # drift profile sample
         return batch
 
     def _batch(self, ids: list[str], results: list[dict[str, Any]]) -> Documents:

@@ -18,14 +18,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from mlsm._retry import retry_async
 from mlsm.documents import Documents
 from mlsm.errors import MlsmError, QueueFull, ResultNotStored, ResultRefused, StoreUnavailable
 from mlsm.runs._counts import Counts
+from mlsm.runs._profiles import Sample, profile_samples
 from mlsm.stores.base import RunRecord, Store
 
-__all__ = ["ResultWriter"]
+__all__ = ["PROFILE_SECONDS", "ResultWriter"]
+
+#: How often (seconds) the service's run record gets the drift profile again; in between it keeps the last one.
+PROFILE_SECONDS = 5.0
 
 
 class ResultWriter:
@@ -59,7 +64,10 @@ class ResultWriter:
         self._on_write = on_write
         self._on_failure = on_failure
         self._counts = Counts.from_dict(run.counts)
-        self._items: deque[tuple[Documents, asyncio.Future[None]]] = deque()
+        # drift profile: kept apart from the counts, and encoded into the run at most every PROFILE_SECONDS
+        self._profile, self._counts.profile = self._counts.profile, None
+        self._profile_json: tuple[float, dict[str, Any]] | None = None
+        self._items: deque[tuple[Documents, asyncio.Future[None], Sample | None]] = deque()
         self._queued = 0  # documents accepted and not yet committed (waiting or being written)
         self._cond: asyncio.Condition | None = None
         self._closing = False
@@ -77,8 +85,9 @@ class ResultWriter:
         self._cond = asyncio.Condition()
         self._task = asyncio.create_task(self._run(), name="mlsm-writer")
 
-    async def submit(self, batch: Documents) -> None:
-        """Queue ``batch`` and return once it is committed; ``QueueFull`` or ``ResultNotStored`` otherwise."""
+    async def submit(self, batch: Documents, sample: Sample | None = None) -> None:
+        """Queue ``batch`` and return once it is committed; ``QueueFull`` or ``ResultNotStored`` otherwise.
+        ``sample``: the engine, records and results behind ``batch``, profiled with the group it is written in."""
         cond = self._cond
         if cond is None or self._closing:
             raise ResultNotStored("the service is shutting down: result not stored")
@@ -98,7 +107,7 @@ class ResultWriter:
                         f"result queue full ({self._queued} of {self.capacity} documents waiting for the store "
                         f"after {self.wait * 1000:g} ms): result not stored, retry later"
                     ) from None
-            self._items.append((batch, future))
+            self._items.append((batch, future, sample))
             self._queued += size
             cond.notify_all()
         await future
@@ -112,6 +121,8 @@ class ResultWriter:
         if self._task is not None:
             await self._task
         self._thread.shutdown(wait=True)
+        if self.owns_run and self._profile is not None:  # drift profile: the final one, whatever was encoded last
+            self.run.counts = {**self.run.counts, "profile": self._profile.to_json()}
 
     async def _run(self) -> None:
         cond = self._cond
@@ -127,16 +138,16 @@ class ResultWriter:
                     item = self._items.popleft()
                     taken.append(item)
                     size += len(item[0])
-            batch = Documents.merge([b for b, _ in taken])
+            batch = Documents.merge([b for b, _, _ in taken])
             try:
-                await self._write(batch)
+                await self._write(batch, [s for _, _, s in taken])
             except ResultRefused as exc:
                 if len(taken) == 1:
                     self._fail(taken, exc)
                 else:  # one request's documents may be the cause: the others must not fail with it
                     for item in taken:
                         try:
-                            await self._write(item[0])
+                            await self._write(item[0], [item[2]])
                         except Exception as alone:
                             self._fail([item], alone)
                         else:
@@ -149,27 +160,27 @@ class ResultWriter:
                 self._queued -= size
                 cond.notify_all()
 
-    def _settle(self, taken: list[tuple[Documents, asyncio.Future[None]]]) -> None:
-        for _, future in taken:
+    def _settle(self, taken: list[tuple[Documents, asyncio.Future[None], Sample | None]]) -> None:
+        for _, future, _ in taken:
             if not future.done():
                 future.set_result(None)
 
-    def _fail(self, taken: list[tuple[Documents, asyncio.Future[None]]], exc: BaseException) -> None:
+    def _fail(self, taken: list[tuple[Documents, asyncio.Future[None], Sample | None]], exc: BaseException) -> None:
         if self._on_failure is not None:
             self._on_failure()
         failure = exc if isinstance(exc, ResultNotStored) else ResultNotStored(f"result not stored: {exc}")
-        for _, future in taken:
+        for _, future, _ in taken:
             if not future.done():
                 future.set_exception(failure)
 
-    async def _write(self, batch: Documents) -> None:
+    async def _write(self, batch: Documents, samples: list[Sample | None] | None = None) -> None:
         """Write ``batch``, retrying an unavailable store; ``ResultNotStored`` when it stays unavailable,
         ``ResultRefused`` when the store refuses the batch for good."""
         loop = asyncio.get_running_loop()
 
         async def attempt() -> float:
             started = time.perf_counter()
-            await loop.run_in_executor(self._thread, self._write_now, batch)
+            await loop.run_in_executor(self._thread, self._write_now, batch, samples or [])
             return time.perf_counter() - started
 
         try:
@@ -181,7 +192,7 @@ class ResultWriter:
         if self._on_write is not None:
             self._on_write(len(batch), seconds)
 
-    def _write_now(self, batch: Documents) -> None:
+    def _write_now(self, batch: Documents, samples: list[Sample | None]) -> None:
         if not self.owns_run:
             self.store.write(batch)
             return
@@ -191,15 +202,31 @@ class ResultWriter:
         documents = batch.documents
         counts.read += len(documents)
         counts.add_results([document["results"] for document in documents])
+        profile, encoded = self._profiled(samples)
         run.rows += len(batch)
         run.chunks += 1
         run.counts = counts.to_dict()
+        if encoded is not None:
+            run.counts["profile"] = encoded[1]
         try:
             self.store.write(batch, run)
         except BaseException:
             run.rows, run.chunks, run.counts = before
             raise
         self._counts = counts
+        self._profile, self._profile_json = profile, encoded
+
+    def _profiled(self, samples: list[Sample | None]) -> tuple[Any, tuple[float, dict[str, Any]] | None]:
+        """The run's drift profile with ``samples`` added, and its JSON: encoded again once ``PROFILE_SECONDS``
+        have passed since it last was, else the last encoding (the run record's profile lags by at most that)."""
+        profile = self._profile
+        added = profile_samples([s for s in samples if s is not None])
+        if added is not None:
+            profile = added if profile is None else profile.merge(added)
+        encoded = self._profile_json
+        if profile is not None and (encoded is None or time.monotonic() - encoded[0] >= PROFILE_SECONDS):
+            encoded = (time.monotonic(), profile.to_json())
+        return profile, encoded
 
 
 def _reason(exc: Exception) -> str:
