@@ -39,6 +39,8 @@ __all__ = [
     "FieldCheck",
     "FieldProblem",
     "as_field",
+    "compile_fields",
+    "show_choices",
     "show_value",
 ]
 

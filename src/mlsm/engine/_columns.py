@@ -4,14 +4,16 @@ its valid rows (a batch model once on a DataFrame of them, a per-record model ro
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsm.engine._calls import call_batch, call_record, record_slot
 from mlsm.engine._frames import frame_from_columns, own_copy
-from mlsm.engine._plan import Step
 from mlsm.engine._slots import invalid_slot
 from mlsm.engine._timeouts import ModelCaller
 from mlsm.fields import ColumnResult, FieldCheck
+
+if TYPE_CHECKING:
+    from mlsm.engine._plan import Step
 
 __all__ = ["score_columns"]
 

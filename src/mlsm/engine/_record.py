@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsm.engine._calls import call_batch_frame, call_batch_one, score_one
 from mlsm.engine._frames import frame_from_record, own_copy
-from mlsm.engine._plan import Step
 from mlsm.engine._slots import exception_slot, invalid_slot, output_slot
 from mlsm.fields import MISSING, FieldCheck, FieldProblem
+
+if TYPE_CHECKING:
+    from mlsm.engine._plan import Step
 
 __all__ = ["compile_record_path", "score_nested"]
 
