@@ -234,3 +234,13 @@ def test_converted_columns_are_typed_numpy_arrays() -> None:
     assert result.values.dtype == np.int64
     floats = FieldCheck("f", float).convert_column(pa.array(["1", "2.5"]), 2)
     assert floats.values.dtype == np.float64
+
+
+def test_a_check_tells_its_kind_range_and_the_choices_kept_as_they_are() -> None:
+    assert FieldCheck("f", int).kind is int and FieldCheck("f", Field(dict)).kind is object
+    assert FieldCheck("f", int).value_range() == (-(2**63), 2**63 - 1)
+    assert FieldCheck("f", Field(float, ge=0.5)).value_range() == (0.5, math.inf)
+    choices = FieldCheck("f", Field(str, choices=["A", " nan ", "", 3, "\u00a0"]))
+    assert choices.unchanged_choices() == {"A", "\u00a0"}
+    assert all(choices.convert(value) == value for value in choices.unchanged_choices())
+    assert FieldCheck("f", Field(int, choices=[1, 2])).unchanged_choices() == set()

@@ -36,8 +36,7 @@ def encode_value(value: Any) -> str:
 
 
 def _repaired(document: dict[str, Any]) -> dict[str, Any]:
-    from mlsm.engine import error_slot
-    from mlsm.engine._outputs import BadOutput, clean_result
+    from mlsm.engine._slots import BadOutput, clean_result, error_slot
 
     results: dict[str, Any] = {}
     for name, versions in document.get("results", {}).items():

@@ -219,9 +219,14 @@ def _is_missing(value: Any) -> bool:
 
 
 class FieldCheck:
-    """A field compiled for checking: ``convert`` one value, ``convert_column`` many."""
+    """A field compiled for checking: ``convert`` one value, ``convert_column`` many.
 
-    __slots__ = ("_bounded", "_convert", "_kind", "field", "name")
+    ``name`` and ``field`` are what it was made from; ``kind`` is the class values are converted to (``int``,
+    ``float``, ``str`` or ``bool`` for those declared types, ``object`` for any other class, whose values are kept
+    as they are).
+    """
+
+    __slots__ = ("_bounded", "_convert", "field", "kind", "name")
 
     def __init__(self, name: str, spec: Any) -> None:
         field = as_field(spec)
@@ -233,7 +238,7 @@ class FieldCheck:
             raise ModelDefinitionError(f"field {name!r}: ge/le apply to numbers, not {field.type.__name__}")
         self.name = name
         self.field = field
-        self._kind = field.type if field.type in (int, float, str, bool) else object
+        self.kind: type = field.type if field.type in (int, float, str, bool) else object
         self._convert = {int: _to_int, float: _to_float, str: _to_str, bool: _to_bool}.get(
             field.type, self._to_instance
         )
@@ -259,6 +264,20 @@ class FieldCheck:
             return None
         raise FieldProblem(MISSING_REQUIRED)
 
+    def value_range(self) -> tuple[Any, Any]:
+        """The smallest and largest value a number field accepts: its ``ge`` and ``le``, else the limits of its
+        type (64-bit for ``int``, the infinities for ``float``)."""
+        low, high = (_INT_MIN, _INT_MAX) if self.kind is int else (-math.inf, math.inf)
+        field = self.field
+        return (low if field.ge is None else field.ge, high if field.le is None else field.le)
+
+    def unchanged_choices(self) -> set[str]:
+        """The ``choices`` of a ``str`` field that :meth:`convert` returns as they are (each ``str`` choice that is
+        not a missing value), so a caller may take such a value without converting it; empty otherwise."""
+        if self.kind is not str or self.field.choices is None:
+            return set()
+        return {choice for choice in self.field.choices if type(choice) is str and not _is_missing(choice)}
+
     def _to_instance(self, value: Any) -> Any:
         if isinstance(value, self.field.type):
             return value
@@ -279,9 +298,9 @@ class FieldCheck:
     def from_values(self, values: list[Any]) -> ColumnResult:
         """A column of values already converted by :meth:`convert` (``None`` meaning missing)."""
         missing = np.array([value is None for value in values], dtype=bool)
-        fill = _FILL[self._kind]
+        fill = _FILL[self.kind]
         filled = [fill if value is None else value for value in values]
-        return ColumnResult(_typed_array(filled, self._kind), missing, {})
+        return ColumnResult(_typed_array(filled, self.kind), missing, {})
 
     def convert_column(self, column: Any, length: int) -> ColumnResult:
         """Convert a whole column (an Arrow array, a Python list, or None for an absent column) at once."""
@@ -308,14 +327,14 @@ class FieldCheck:
             return ColumnResult(values, np.zeros(length, dtype=bool), dict.fromkeys(range(length), exc.problem))
         if value is None:
             return ColumnResult(np.full(length, None, dtype=object), np.ones(length, dtype=bool), {})
-        return ColumnResult(_typed_array([value] * length, self._kind), np.zeros(length, dtype=bool), {})
+        return ColumnResult(_typed_array([value] * length, self.kind), np.zeros(length, dtype=bool), {})
 
     def _convert_list(self, items: list[Any]) -> ColumnResult:
         values: list[Any] = []
         missing = np.zeros(len(items), dtype=bool)
         problems: dict[int, str] = {}
         convert = self.convert
-        fill = _FILL[self._kind]
+        fill = _FILL[self.kind]
         for i, item in enumerate(items):
             try:
                 value = convert(item)
@@ -327,14 +346,14 @@ class FieldCheck:
                     missing[i] = True
                     value = fill
             values.append(value)
-        return ColumnResult(_typed_array(values, self._kind), missing, problems)
+        return ColumnResult(_typed_array(values, self.kind), missing, problems)
 
     def _convert_arrow(self, column: Any) -> ColumnResult | None:
         """Vectorized conversion of an Arrow array, or None when this column needs the per-value path."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        kind = self._kind
+        kind = self.kind
         atype = column.type
         n = len(column)
         if pa.types.is_string(atype) or pa.types.is_large_string(atype):
@@ -386,7 +405,7 @@ class FieldCheck:
     def _finish_numeric(self, column: Any, values: np.ndarray, missing: np.ndarray, ok: np.ndarray) -> ColumnResult:
         with np.errstate(invalid="ignore"):
             finite = np.isfinite(values)
-            if self._kind is int:
+            if self.kind is int:
                 integral = finite & (np.floor(values) == values) & (values >= -(2.0**63)) & (values < 2.0**63)
                 good = ok & integral
                 ints = np.where(good, values, 0).astype(np.int64)

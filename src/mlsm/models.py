@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["STATUSES", "Model", "SummaryModel"]
+from mlsm.engine import run_single
+from mlsm.engine._plan import STATUSES  # noqa: F401  (re-exported: mlsm.models.STATUSES as before)
 
-#: The statuses a model may have. ``draft`` models run and store results beside ``active`` ones.
-STATUSES = ("draft", "active")
+__all__ = ["Model", "SummaryModel"]  # STATUSES (the engine's) stays importable from here and from mlsm
 
 
 class Model:
@@ -60,8 +60,6 @@ class Model:
 
     def execute(self, data: Mapping[str, Any], results: dict[str, Any]) -> dict[str, Any]:
         """Validate ``data``, run the model, and put its result (or ``_error``) at ``results[name][version]``."""
-        from mlsm.engine import run_single
-
         return run_single(self, data, results)
 
     def test(self, examples: int | None = None, *, extremes: bool = False) -> bool:

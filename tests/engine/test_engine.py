@@ -210,6 +210,18 @@ def test_an_exception_slot_holds_str_of_the_exception_as_the_original_wrote_it(m
         assert batch["_errors"][0]["at"].startswith("test_engine.py:")
 
 
+def test_an_exception_raised_inside_mlsm_points_at_the_models_own_line() -> None:
+    from mlsm.fields import FieldCheck
+
+    def model(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        FieldCheck("x", "not a type")  # raises in mlsm/fields.py: the model's line is the one to show
+        return {}
+
+    slot = Engine([Model("m", {}, "1", model)]).score({})["m"]["1"]
+    assert slot["_errors"][0]["type"] == "ModelDefinitionError"
+    assert slot["_errors"][0]["at"] == f"test_engine.py:{model.__code__.co_firstlineno + 1}"
+
+
 def test_missing_fields_read_as_the_original_wrote_them_and_invalid_ones_follow() -> None:
     fields = {"a": int, "b": int, "c": Field(int, ge=0), "d": str}
     e = Engine([Model("m", fields, "1", lambda data, results: {}, status="active")])

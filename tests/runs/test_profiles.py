@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from mlsm.runs._chunks import score_chunk
 
 from mlsm import Engine, Field, Model, open_store
 from mlsm.evaluation._drift import CategoricalProfile, NumericProfile
 from mlsm.runs import Counts
+from mlsm.runs._chunks import score_chunk
 from mlsm.runs._profiles import RunProfile, profile_chunk
 
 from ..conftest import run_mlsm

@@ -42,11 +42,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsm.engine import Engine, describe_error, error_slot, run_single
+from mlsm.engine._plan import is_summary
 from mlsm.fields import MISSING, Field, FieldCheck, FieldProblem, as_field
-from mlsm.models import Model, SummaryModel
+
+if TYPE_CHECKING:
+    from mlsm.models import Model
 
 __all__ = [
     "BASIC_VALUES",
@@ -411,7 +414,7 @@ def _fields_of(models: Sequence[Model]) -> dict[str, list[Any]]:
 
 def upstream_of(model: Model, models: Sequence[Model]) -> list[Model]:
     """The models a summary model needs, directly or through other summaries, in ``models`` order."""
-    if not isinstance(model, SummaryModel):
+    if not is_summary(model):
         return []
     by_key = {each.key: each for each in models}
     needed: set[str] = set()
@@ -422,7 +425,7 @@ def upstream_of(model: Model, models: Sequence[Model]) -> list[Model]:
             continue
         needed.add(key)
         found = by_key[key]
-        if isinstance(found, SummaryModel):
+        if is_summary(found):
             pending.extend(found.needs())
     return [each for each in models if each.key in needed]
 
@@ -435,9 +438,9 @@ class _Runner:
 
     def __init__(self, model: Model, upstream: Sequence[Model]) -> None:
         self.model = model
-        self.summary = isinstance(model, SummaryModel)
+        self.summary = is_summary(model)
         self.batch = model.scores_frames
-        self.needs = model.needs() if isinstance(model, SummaryModel) else []
+        self.needs = model.needs() if is_summary(model) else []
         self.upstream = list(upstream)
         if self.summary:
             missing = [key for key in self.needs if key not in {m.key for m in self.upstream}]
@@ -651,7 +654,7 @@ def preflight_model(
     """
     from hypothesis.errors import HypothesisException
 
-    runner = _Runner(model, upstream_of(model, upstream) if isinstance(model, SummaryModel) else [])
+    runner = _Runner(model, upstream_of(model, upstream) if is_summary(model) else [])
     report = PreflightReport(model.key, 0, status=model.status, kind=model.kind)
     count = examples if examples is not None else DEFAULT_EXAMPLES
     probe = _Probe(runner, time_budget)

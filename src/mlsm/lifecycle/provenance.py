@@ -14,11 +14,11 @@ import importlib.metadata
 import inspect
 import platform
 import sys
-import sysconfig
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlsm._paths import is_library_file
 from mlsm.errors import ModelCodeChanged
 from mlsm.lifecycle.git import TreeState, find_repository, is_tracked, tree_state
 
@@ -32,7 +32,6 @@ __all__ = [
     "collect_provenance",
     "environment",
     "file_digest",
-    "is_library_file",
     "model_digests",
     "source_file",
 ]
@@ -53,22 +52,6 @@ KEY_LIBRARIES = (
 
 
 # -- what a model's code is ---------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def _library_folders() -> tuple[Path, ...]:
-    folders = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        value = sysconfig.get_paths().get(key)
-        if value:
-            folders.add(Path(value).resolve())
-    return tuple(sorted(folders))
-
-
-def is_library_file(path: Path) -> bool:
-    """True for a file of the standard library or of an installed package, not of the user's own code."""
-    resolved = path.resolve()
-    return any(resolved.is_relative_to(folder) for folder in _library_folders())
 
 
 def source_file(model: Model, default: Path | None = None) -> Path | None:
