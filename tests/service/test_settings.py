@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from mlsm import ProjectError, ServiceError
+from mlsm.cli import main
 from mlsm.service.keys import ADMIN, SCORING, read_keys
-from mlsm.service.settings import ServiceSettings, project_service_options
+from mlsm.service.settings import OPTIONS, PROJECT_KEYS, ServiceSettings, project_service_options
 
 
 @pytest.mark.parametrize(
@@ -127,3 +128,47 @@ def test_the_service_table_converts_sizes_numbers_and_paths(tmp_path: Path) -> N
         "strict_preflight": True,
     }
     ServiceSettings("m.py", "id", **options).check()
+
+
+def test_serve_help_lists_every_flag_and_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in OPTIONS:
+        if option.flag is not None:
+            assert option.flag in text
+    assert "--no-access-log" in text and "--max-body SIZE" in text
+    assert "(default 10MiB)" in text and "(default 8000)" in text and "(default 64KiB)" in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "key", "value", "expected"),
+    [
+        ("--port", "port", 70000, "expected 0-65535"),
+        ("--workers", "workers", 0, "expected a whole number of at least 1"),
+        ("--model-timeout", "model_timeout", 0, "expected a number of seconds above 0"),
+        ("--batch-max-wait-ms", "batch_max_wait_ms", -1, "expected a number of milliseconds 0 or more"),
+        ("--max-body", "max_body", "lots", "expected a size such as 10MiB"),
+    ],
+)
+def test_a_bad_value_is_explained_in_the_same_words_as_flag_as_key_and_as_setting(
+    flag: str, key: str, value: object, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "m.py", "--id-field", "id", flag, str(value)])
+    assert f"argument {flag}: invalid value {str(value)!r}: {expected}" in capsys.readouterr().err
+    with pytest.raises(ProjectError, match=f": {key} = {value!r}: {expected}"):
+        project_service_options({key: value}, "mlsm.toml: [service]", Path("/deploy"))
+    name = next(option.name for option in OPTIONS if option.key == key)
+    if not isinstance(value, str):
+        with pytest.raises(ServiceError, match=f"^invalid {flag} {value!r}: {expected}"):
+            ServiceSettings("m.py", "id", **{name: value}).check()  # type: ignore[arg-type]
+
+
+def test_every_service_key_has_a_flag_and_every_refused_key_says_why() -> None:
+    for option in OPTIONS:
+        if option.project is True:
+            assert option.key in PROJECT_KEYS and option.flag is not None
+        elif isinstance(option.project, str):
+            with pytest.raises(ProjectError, match=f"{option.key} cannot be set here: "):
+                project_service_options({option.key: "x"}, "mlsm.toml: [service]", Path("/deploy"))

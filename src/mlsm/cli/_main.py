@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from mlsm.service.settings import add_arguments as add_serve_arguments
+
     parser = argparse.ArgumentParser(prog="mlsm", description="Run many versioned models against records.")
     parser.add_argument("--version", action="version", version=f"mlsm {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for setup errors")
@@ -189,102 +191,7 @@ def _parser() -> argparse.ArgumentParser:
         "and --store), which wins over the defaults shown.",
     )
     serve.add_argument("models", metavar="MODELS", help=MODELS_HELP)
-    serve.add_argument(
-        "--id-field", metavar="NAME", help="the field that identifies a record (default: the project's id_field)"
-    )
-    _store_argument(serve)
-    serve.add_argument(
-        "--host",
-        default=None,
-        help="address to listen on (default: 127.0.0.1 without an API key, 0.0.0.0 with one)",
-    )
-    serve.add_argument("--port", type=_port, default=None, help="TCP port (default 8000; 0 picks a free one)")
-    serve.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="worker processes (default 1)")
-    serve.add_argument(
-        "--api-key-file",
-        metavar="PATH",
-        help="file of scoring keys, one per line, re-read on reload (else $MLSM_API_KEY; none: no auth)",
-    )
-    serve.add_argument(
-        "--admin-key-file",
-        metavar="PATH",
-        help="file of admin keys for /v1/admin/..., re-read on reload (else $MLSM_ADMIN_KEY; none: loopback only)",
-    )
-    serve.add_argument(
-        "--max-body",
-        type=_size,
-        default=None,
-        metavar="SIZE",
-        help="largest request body, e.g. 10MiB, 512KiB, 1000000 (default 10MiB)",
-    )
-    serve.add_argument(
-        "--max-records", type=_positive_int, default=None, metavar="N", help="records per request at most (10000)"
-    )
-    serve.add_argument(
-        "--max-connections",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="open connections per worker; at the cap the longest-idle one is closed, else 503 (1000)",
-    )
-    serve.add_argument(
-        "--max-header", type=_size, default=None, metavar="SIZE", help="largest request line + headers (64KiB)"
-    )
-    serve.add_argument(
-        "--header-timeout", type=_seconds, default=None, metavar="S", help="time for a request's headers to arrive (10)"
-    )
-    serve.add_argument(
-        "--body-timeout", type=_seconds, default=None, metavar="S", help="time for a request's body to arrive (60)"
-    )
-    serve.add_argument(
-        "--keep-alive-timeout", type=_seconds, default=None, metavar="S", help="close idle connections after S (5)"
-    )
-    serve.add_argument(
-        "--model-timeout", type=_seconds, default=None, metavar="S", help="cut off a model call after S seconds (5)"
-    )
-    serve.add_argument(
-        "--batch-max-size", type=_positive_int, default=None, metavar="N", help="records per grouped call (64)"
-    )
-    serve.add_argument(
-        "--batch-max-wait-ms",
-        type=_milliseconds,
-        default=None,
-        metavar="MS",
-        help="longest a record waits to be grouped while a group is scored (5)",
-    )
-    serve.add_argument(
-        "--queue-size", type=_positive_int, default=None, metavar="N", help="result documents queued at most (10000)"
-    )
-    serve.add_argument(
-        "--queue-wait-ms",
-        type=_milliseconds,
-        default=None,
-        metavar="MS",
-        help="how long a request waits for room in a full queue before 503 (250)",
-    )
-    serve.add_argument(
-        "--shutdown-timeout",
-        type=_seconds,
-        default=None,
-        metavar="S",
-        help="SIGTERM: wait for in-flight requests (30)",
-    )
-    serve.add_argument(
-        "--reload-timeout",
-        type=_seconds,
-        default=None,
-        metavar="S",
-        help="longest loading the models (import + preflight) may take, at start or reload (120)",
-    )
-    _release_arguments(serve)
-    serve.add_argument("--run-id", metavar="NAME", help="name the service's run (default: serve-<time>-<random>)")
-    serve.add_argument("--no-access-log", action="store_true", help="no log line per request")
-    serve.add_argument(
-        "--strict-preflight",
-        action="store_true",
-        help="refuse the models (at start and on reload) when any model fails any preflight check, drafts included "
-        "(default: only an active model failing its basic example or every input, or unstorable on most)",
-    )
+    add_serve_arguments(serve)  # every option declared once, by ServiceSettings
     serve.set_defaults(handler=_cmd_serve)
 
     demo = commands.add_parser("demo", help="score 100,000 synthetic leads with the example models")
@@ -311,8 +218,7 @@ def _release_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-unreleased",
         action="store_true",
-        help="run active models from unreleased code (a non-release branch, a dirty tree); recorded in the run "
-        "(mlsm serve: also allows reloading them)",
+        help="run active models from unreleased code (a non-release branch, a dirty tree); recorded in the run",
     )
     parser.add_argument(
         "--release-branches",
@@ -339,45 +245,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected 0-65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
-    return value
-
-
-def _milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of milliseconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more milliseconds, got {text}")
-    return value
-
-
-def _size(text: str) -> int:
-    from mlsm.service.settings import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # -- commands ------------------------------------------------------------------------------------------------
@@ -658,29 +525,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-#: ``mlsm serve`` flags and the ``ServiceSettings`` field each one sets.
-_SERVE_FLAGS = {
-    "host": "host",
-    "port": "port",
-    "workers": "workers",
-    "max_body": "max_body_bytes",
-    "max_records": "max_records",
-    "max_connections": "max_connections",
-    "max_header": "max_header_bytes",
-    "header_timeout": "header_timeout",
-    "body_timeout": "body_timeout",
-    "keep_alive_timeout": "keep_alive_timeout",
-    "model_timeout": "model_timeout",
-    "batch_max_size": "batch_max_size",
-    "batch_max_wait_ms": "batch_max_wait_ms",
-    "queue_size": "queue_size",
-    "queue_wait_ms": "queue_wait_ms",
-    "shutdown_timeout": "shutdown_timeout",
-    "reload_timeout": "reload_timeout",
-    "run_id": "run_id",
-}
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
@@ -702,40 +546,27 @@ def _serve_settings(args: argparse.Namespace) -> tuple[Any, dict[str, str | None
     from pathlib import Path
 
     from mlsm.lifecycle.project import ProjectSettings, is_project_file, read_project_settings
-    from mlsm.lifecycle.release import parse_patterns
     from mlsm.service.keys import ADMIN, SCORING, read_keys
-    from mlsm.service.settings import ServiceSettings, project_service_options
+    from mlsm.service.settings import ServiceSettings, given_options, project_service_options
 
     project, options = ProjectSettings(), {}
     if is_project_file(args.models):
         path = Path(args.models)
         project = read_project_settings(path)
         options = project_service_options(project.service, f"{path}: [service]", path.resolve().parent)
+    given = given_options(args)
     sources: dict[str, str | None] = {}
-    for scope, name, flag in ((SCORING, "api", args.api_key_file), (ADMIN, "admin", args.admin_key_file)):
-        in_project = options.pop(f"{name}_key_file", None)
-        key_file = flag if flag is not None else in_project
+    for scope, name in ((SCORING, "api"), (ADMIN, "admin")):
+        in_project = options.get(f"{name}_key_file")
+        key_file = given.get(f"{name}_key_file", in_project)
         keys, sources[name] = read_keys(scope, key_file)
-        if flag is None and in_project is not None:
+        if f"{name}_key_file" not in given and in_project is not None:
             sources[name] = f"{args.models} [service] {name}_key_file ({in_project})"
-        options[f"{name}_keys"], options[f"{name}_key_file"] = keys, key_file
-    for flag, name in _SERVE_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            options[name] = value
-    if args.no_access_log:
-        options["access_log"] = False
-    if args.strict_preflight:
-        options["strict_preflight"] = True
-    settings = ServiceSettings(
-        models=args.models,
-        id_field=_id_field(args, project),
-        store=args.store or project.store,
-        allow_unreleased=args.allow_unreleased,
-        release_branches=parse_patterns(args.release_branches) if args.release_branches else None,
-        **options,
-    )
-    return settings, sources
+        options[f"{name}_keys"] = keys
+    options.update(given)
+    options["id_field"] = _id_field(args, project)
+    options["store"] = given.get("store") or project.store
+    return ServiceSettings(models=args.models, **options), sources
 
 
 def _id_field(args: argparse.Namespace, project: ProjectSettings) -> str:

@@ -71,161 +71,42 @@ _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastAPI:
     """The ASGI app serving ``runtime``; its lifespan starts and stops the runtime (and, with ``handle_sighup``,
-    reloads the models on SIGHUP).
-    """
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        loop = asyncio.get_running_loop()
-        if handle_sighup:
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_quietly(runtime, "SIGHUP")))
-        try:
-            yield
-        finally:
-            if handle_sighup:
-                loop.remove_signal_handler(signal.SIGHUP)
-            await runtime.stop()
-
+    reloads the models on SIGHUP). The handlers below find the runtime in ``app.state``."""
     app = FastAPI(
         title="mlsm scoring service",
         version=__version__,
         description="Scores records with a versioned model set and stores every result with its history.",
-        lifespan=lifespan,
-        openapi_url=None,  # served below, behind the API key, with the live model set's fields
+        lifespan=_lifespan,
+        openapi_url=None,  # served by _openapi(), behind the API key, with the live model set's fields
         docs_url=None,
         redoc_url=None,
     )
-    settings = runtime.settings
-    id_field = settings.id_field
-    openapi_cache: dict[int, dict[str, Any]] = {}
-
-    @app.post("/v1/score", summary="Score one record, or {'records': [...]}, and store the results", tags=["scoring"])
-    async def score(request: Request) -> Response:
-        body = await _read_body(request, settings.max_body_bytes)
-        loop = asyncio.get_running_loop()
-        # parsing, checking and (in runtime.score) building documents run on a thread: a large body must not stall
-        # the event loop, so health checks and metrics keep answering while it is scored
-        records, ids, single = await loop.run_in_executor(None, _request_records, body, id_field, settings.max_records)
-        del body
-        try:
-            batch = await runtime.score(records, ids)
-        except QueueFull as exc:
-            runtime.metrics.rejected.labels("queue_full").inc()
-            return _error(request, 503, str(exc), headers={"Retry-After": "1"})
-        except ResultRefused as exc:
-            runtime.metrics.rejected.labels("refused").inc()
-            return _error(request, 422, str(exc))
-        except ResultNotStored as exc:
-            runtime.metrics.rejected.labels("store").inc()
-            return _error(request, 503, str(exc), headers={"Retry-After": "5"})
-        content = await loop.run_in_executor(None, _response_text, batch.json(), single)
-        return Response(content, media_type=JSON)
-
-    @app.get("/v1/models", summary="The live model set", tags=["models"])
-    async def models() -> Response:
-        return JSONResponse(_models_body(runtime))
-
-    @app.get("/v1/results/{id:path}", summary="An id's current result document", tags=["results"])
-    async def results(request: Request, id: str, history: bool = False) -> Response:
-        id = _requested_id(id, id_field)
-        loop = asyncio.get_running_loop()
-        if history:
-            documents = await loop.run_in_executor(None, runtime.store.history, id)
-            if not documents:
-                return _error(request, 404, f"no results for {id_field} {id!r}")
-            texts = ",".join(encode(document) for document in documents)
-            return Response(f'{{"id":{encode_value(id)},"documents":[{texts}]}}', media_type=JSON)
-        document = await loop.run_in_executor(None, runtime.store.current, id)
-        if document is None:
-            return _error(request, 404, f"no results for {id_field} {id!r}")
-        return Response(encode(document), media_type=JSON)
-
-    @app.post("/v1/admin/reload", summary="Reload the models; swap only if every preflight passes", tags=["admin"])
-    async def reload(request: Request) -> Response:
-        try:
-            previous, fresh = await runtime.reload("api")
-        except ReloadError as exc:
-            live = runtime.live.current
-            return JSONResponse(
-                {
-                    "detail": f"reload refused: {exc}; generation {live.generation} keeps serving",
-                    "reasons": exc.reasons,
-                    "live": {"generation": live.generation, "source_hash": live.source_hash},
-                    "request_id": _request_id(request),
-                },
-                status_code=409,
-            )
-        body: dict[str, Any] = {
-            "reloaded": True,
-            "previous": {"generation": previous.generation, "source_hash": previous.source_hash},
-            "live": fresh.description,
-        }
-        notes = settings_changes(previous, fresh)
-        if notes:
-            body["notes"] = notes
-        return JSONResponse(body)
-
-    @app.get("/healthz", summary="The process is alive", tags=["operations"])
-    async def healthz() -> Response:
-        return JSONResponse({"status": "ok"})
-
-    @app.get("/readyz", summary="Models loaded and store reachable", tags=["operations"])
-    async def readyz() -> Response:
-        reasons = []
-        if runtime.stopping or not runtime.started:
-            reasons.append("shutting down" if runtime.stopping else "starting")
-        else:
-            problem = await runtime.store_ready()
-            if problem:
-                reasons.append(problem)
-        live = runtime.live.current
-        body: dict[str, Any] = {"status": "ready" if not reasons else "not ready", "generation": live.generation}
-        if reasons:
-            body["reasons"] = reasons
-        return JSONResponse(body, status_code=200 if not reasons else 503)
-
-    @app.get("/metrics", summary="Prometheus metrics", tags=["operations"])
-    async def metrics() -> Response:
-        live = runtime.live.current
-        content, media_type = runtime.metrics.render(
-            queue_depth=runtime.writer.depth, generation=live.generation, stuck=live.engine.stuck_calls()
-        )
-        return Response(content, media_type=media_type)
-
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi() -> Response:
-        live = runtime.live.current
-        document = openapi_cache.get(live.generation)
-        if document is None:
-            openapi_cache.clear()
-            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            add_model_schemas(document, live, id_field=id_field, api_key=runtime.keys.has(SCORING))
-            openapi_cache[live.generation] = document
-        return JSONResponse(document)
-
-    @app.exception_handler(RequestError)
-    async def bad_request(request: Request, exc: RequestError) -> Response:
-        return _error(request, exc.status, exc.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_parameter(request: Request, exc: RequestValidationError) -> Response:
-        return _error(request, 422, _validation_message(exc))
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 404:
-            message = f"no endpoint {request.url.path!r}: the endpoints are /v1/score, /v1/models, /v1/results/{{id}}"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
-        else:
-            message = str(exc.detail)
-        return _error(request, exc.status_code, message, headers=dict(exc.headers or {}))
-
+    app.state.runtime = runtime
+    app.state.handle_sighup = handle_sighup
+    app.state.openapi = {}  # the OpenAPI document by the generation it describes
+    for path, endpoint, options in _ROUTES:
+        app.add_api_route(path, endpoint, **options)
+    app.add_exception_handler(RequestError, _bad_request)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _bad_parameter)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     # an exception a route lets out is answered and logged by _Edge (one JSON line), never by the server
-
     app.add_middleware(_Edge, runtime=runtime, routes=app.router.routes)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: ServiceRuntime = app.state.runtime
+    await runtime.start()
+    loop = asyncio.get_running_loop()
+    if app.state.handle_sighup:
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload_quietly(runtime, "SIGHUP")))
+    try:
+        yield
+    finally:
+        if app.state.handle_sighup:
+            loop.remove_signal_handler(signal.SIGHUP)
+        await runtime.stop()
 
 
 async def _reload_quietly(runtime: ServiceRuntime, trigger: str) -> None:
@@ -233,6 +114,172 @@ async def _reload_quietly(runtime: ServiceRuntime, trigger: str) -> None:
         await runtime.reload(trigger)
     except ReloadError:
         pass  # logged by the runtime; the previous set keeps serving
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+# -- the routes ------------------------------------------------------------------------------------------------
+
+_Endpoint = Callable[..., Awaitable[Response]]
+_ROUTES: list[tuple[str, _Endpoint, dict[str, Any]]] = []  # (path, handler, add_api_route's options), in order
+
+
+def _route(method: str, path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """Register the decorated handler for ``method path``; :func:`create_app` adds it to every app. The route is
+    named after the handler without its underscore (``_score``: ``score``, the stem of its OpenAPI operation id)."""
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        _ROUTES.append((path, endpoint, {"methods": [method], "name": endpoint.__name__.lstrip("_"), **options}))
+        return endpoint
+
+    return register
+
+
+@_route("POST", "/v1/score", summary="Score one record, or {'records': [...]}, and store the results", tags=["scoring"])
+async def _score(request: Request) -> Response:
+    runtime = _runtime(request)
+    settings = runtime.settings
+    body = await _read_body(request, settings.max_body_bytes)
+    loop = asyncio.get_running_loop()
+    # parsing, checking and (in runtime.score) building documents run on a thread: a large body must not stall
+    # the event loop, so health checks and metrics keep answering while it is scored
+    records, ids, single = await loop.run_in_executor(
+        None, _request_records, body, settings.id_field, settings.max_records
+    )
+    del body
+    try:
+        documents = await runtime.score(records, ids)
+    except QueueFull as exc:
+        runtime.metrics.rejected.labels("queue_full").inc()
+        return _error(request, 503, str(exc), headers={"Retry-After": "1"})
+    except ResultRefused as exc:
+        runtime.metrics.rejected.labels("refused").inc()
+        return _error(request, 422, str(exc))
+    except ResultNotStored as exc:
+        runtime.metrics.rejected.labels("store").inc()
+        return _error(request, 503, str(exc), headers={"Retry-After": "5"})
+    content = await loop.run_in_executor(None, _response_text, documents.json(), single)
+    return Response(content, media_type=JSON)
+
+
+@_route("GET", "/v1/models", summary="The live model set", tags=["models"])
+async def _models(request: Request) -> Response:
+    return JSONResponse(_models_body(_runtime(request)))
+
+
+@_route("GET", "/v1/results/{id:path}", summary="An id's current result document", tags=["results"])
+async def _results(request: Request, id: str, history: bool = False) -> Response:
+    runtime = _runtime(request)
+    id_field = runtime.settings.id_field
+    id = _requested_id(id, id_field)
+    loop = asyncio.get_running_loop()
+    if history:
+        documents = await loop.run_in_executor(None, runtime.store.history, id)
+        if not documents:
+            return _error(request, 404, f"no results for {id_field} {id!r}")
+        texts = ",".join(encode(document) for document in documents)
+        return Response(f'{{"id":{encode_value(id)},"documents":[{texts}]}}', media_type=JSON)
+    document = await loop.run_in_executor(None, runtime.store.current, id)
+    if document is None:
+        return _error(request, 404, f"no results for {id_field} {id!r}")
+    return Response(encode(document), media_type=JSON)
+
+
+@_route("POST", "/v1/admin/reload", summary="Reload the models; swap only if every preflight passes", tags=["admin"])
+async def _reload(request: Request) -> Response:
+    runtime = _runtime(request)
+    try:
+        previous, fresh = await runtime.reload("api")
+    except ReloadError as exc:
+        live = runtime.live.current
+        return JSONResponse(
+            {
+                "detail": f"reload refused: {exc}; generation {live.generation} keeps serving",
+                "reasons": exc.reasons,
+                "live": {"generation": live.generation, "source_hash": live.source_hash},
+                "request_id": _request_id(request),
+            },
+            status_code=409,
+        )
+    body: dict[str, Any] = {
+        "reloaded": True,
+        "previous": {"generation": previous.generation, "source_hash": previous.source_hash},
+        "live": fresh.description,
+    }
+    notes = settings_changes(previous, fresh)
+    if notes:
+        body["notes"] = notes
+    return JSONResponse(body)
+
+
+@_route("GET", "/healthz", summary="The process is alive", tags=["operations"])
+async def _healthz() -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@_route("GET", "/readyz", summary="Models loaded and store reachable", tags=["operations"])
+async def _readyz(request: Request) -> Response:
+    runtime = _runtime(request)
+    reasons = []
+    if runtime.stopping or not runtime.started:
+        reasons.append("shutting down" if runtime.stopping else "starting")
+    else:
+        problem = await runtime.store_ready()
+        if problem:
+            reasons.append(problem)
+    live = runtime.live.current
+    body: dict[str, Any] = {"status": "ready" if not reasons else "not ready", "generation": live.generation}
+    if reasons:
+        body["reasons"] = reasons
+    return JSONResponse(body, status_code=200 if not reasons else 503)
+
+
+@_route("GET", "/metrics", summary="Prometheus metrics", tags=["operations"])
+async def _metrics(request: Request) -> Response:
+    runtime = _runtime(request)
+    live = runtime.live.current
+    content, media_type = runtime.metrics.render(
+        queue_depth=runtime.writer.depth, generation=live.generation, stuck=live.engine.stuck_calls()
+    )
+    return Response(content, media_type=media_type)
+
+
+@_route("GET", "/openapi.json", include_in_schema=False)
+async def _openapi(request: Request) -> Response:
+    app, runtime = request.app, _runtime(request)
+    live = runtime.live.current
+    cache: dict[int, dict[str, Any]] = app.state.openapi
+    document = cache.get(live.generation)
+    if document is None:
+        cache.clear()
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        add_model_schemas(document, live, id_field=runtime.settings.id_field, api_key=runtime.keys.has(SCORING))
+        cache[live.generation] = document
+    return JSONResponse(document)
+
+
+# -- errors as {"detail": ..., "request_id": ...} ---------------------------------------------------------------
+
+
+async def _bad_request(request: Request, exc: RequestError) -> Response:
+    return _error(request, exc.status, exc.message)
+
+
+async def _bad_parameter(request: Request, exc: RequestValidationError) -> Response:
+    return _error(request, 422, _validation_message(exc))
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == 404:
+        message = f"no endpoint {request.url.path!r}: the endpoints are /v1/score, /v1/models, /v1/results/{{id}}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return _error(request, exc.status_code, message, headers=dict(exc.headers or {}))
 
 
 def _models_body(runtime: ServiceRuntime) -> dict[str, Any]:

@@ -27,11 +27,14 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsm.errors import MlsmError, ServiceError
 from mlsm.service.logs import EventLog, capture_server_logs
 from mlsm.service.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from mlsm.stores import RunRecord
 
 __all__ = ["bind_socket", "serve"]
 
@@ -236,111 +239,198 @@ def _worker_main(
 
 
 def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sources: Any, log: EventLog) -> int:
-    import multiprocessing
-    import queue
-
-    from mlsm.runs._run_record import complete_run, start_run
-    from mlsm.service.runtime import new_service_run_id, record_set, service_run_info
-    from mlsm.stores import open_store
-
-    try:
-        store = open_store(settings.store)
-        try:
-            run = start_run(store, settings.run_id or new_service_run_id(), service_run_info(settings, first, store))
-        finally:
-            store.close()
-    finally:
-        first.close()
-
-    def record(entry: dict[str, Any]) -> None:
-        latest = run.info["sets"][-1]
-        same = (entry["source_hash"], entry["provenance"]) == (latest["source_hash"], latest["provenance"])
-        if same:
-            return  # another worker on the code already recorded
-        run.info = record_set(run.info, entry)
-        try:
-            with open_store(settings.store) as store:
-                store.save_run(run)
-        except MlsmError as exc:
-            log.event("run_not_saved", "error", run=run.id, error=str(exc))
-
+    """The supervisor of ``settings.workers`` processes: register the run, start the workers, then until SIGTERM or
+    SIGINT record the sets they load, forward reloads and restart the dead; then stop them and complete the run."""
+    run = _SupervisedRun.start(settings, first, log)
     metrics_dir = tempfile.mkdtemp(prefix="mlsm-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers: one set of metrics for all
-    context = multiprocessing.get_context("spawn")
-    events: Any = context.Queue()
-    stopping: list[int] = []
-    hangups: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
-    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
-    signal.signal(signal.SIGHUP, lambda signum, frame: hangups.append(signum))
+    signals = _SupervisorSignals()
+    workers = _Workers(settings, run.id, sock, log)
+    _announce(settings, sock, sources, log, run=run.id, store=settings.store)
+    try:
+        while not signals.stopping:
+            event = workers.next_event(timeout=0.2)
+            if event is not None:
+                _on_worker_event(event, run, workers)
+            if signals.hangup():
+                log.event("reload_requested", trigger="SIGHUP", workers=len(workers.processes))
+                workers.signal(signal.SIGHUP)
+            if not signals.stopping:
+                workers.restart_dead()
+    finally:
+        log.event("stopping", workers=len(workers.processes))
+        workers.stop(settings.shutdown_timeout + 30)
+        for kind, _, _, entry in workers.last_events():  # sets loaded just before the stop are recorded too
+            if kind == "loaded":
+                run.record(entry)
+        run.complete()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        log.event("stopped", run=run.id)
+    return 0
 
-    def start(index: int) -> Any:
-        process = context.Process(
-            target=_worker_main, args=(settings, run.id, sock, events, index, os.getpid()), name=f"mlsm-worker-{index}"
+
+def _on_worker_event(event: tuple[str, int, str, Any], run: _SupervisedRun, workers: _Workers) -> None:
+    """A worker loaded a set (at start, or on a reload by ``trigger``): record its code; after a reload through the
+    API, have the other workers reload too."""
+    kind, sender, trigger, entry = event
+    if kind != "loaded":
+        return
+    run.record(entry)
+    if trigger == "api":
+        workers.signal(signal.SIGHUP, skip=sender)
+
+
+class _SupervisedRun:
+    """The run record of a service with several workers: the supervisor alone writes it, opening the store for each
+    write (it serves no request, so it holds no connection)."""
+
+    def __init__(self, run: RunRecord, store_url: str | None, log: EventLog) -> None:
+        self.run = run
+        self.store_url = store_url
+        self.log = log
+
+    @classmethod
+    def start(cls, settings: ServiceSettings, first: Any, log: EventLog) -> _SupervisedRun:
+        """Register the run with ``first``, the set loaded by the setup, which is closed then: workers load their
+        own."""
+        from mlsm.runs._run_record import start_run
+        from mlsm.service.runtime import new_service_run_id, service_run_info
+        from mlsm.stores import open_store
+
+        try:
+            store = open_store(settings.store)
+            try:
+                run_id = settings.run_id or new_service_run_id()
+                run = start_run(store, run_id, service_run_info(settings, first, store))
+            finally:
+                store.close()
+        finally:
+            first.close()
+        return cls(run, settings.store, log)
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Add a set a worker loaded, unless it has the code of the latest (another worker on that code did)."""
+        from mlsm.service.runtime import record_set
+        from mlsm.stores import open_store
+
+        latest = self.run.info["sets"][-1]
+        if (entry["source_hash"], entry["provenance"]) == (latest["source_hash"], latest["provenance"]):
+            return
+        self.run.info = record_set(self.run.info, entry)
+        try:
+            with open_store(self.store_url) as store:
+                store.save_run(self.run)
+        except MlsmError as exc:
+            self.log.event("run_not_saved", "error", run=self.run.id, error=str(exc))
+
+    def complete(self) -> None:
+        """Mark the run completed (a store unavailable now leaves it as it was)."""
+        from mlsm.runs._run_record import complete_run
+        from mlsm.stores import open_store
+
+        with contextlib.suppress(MlsmError), open_store(self.store_url) as store:
+            complete_run(store, self.run)
+
+
+class _SupervisorSignals:
+    """SIGTERM/SIGINT (stop) and SIGHUP (reload every worker), noted by the handlers for the supervisor's loop."""
+
+    def __init__(self) -> None:
+        self.stops: list[int] = []
+        self.hangups: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: self.stops.append(signum))
+        signal.signal(signal.SIGINT, lambda signum, frame: self.stops.append(signum))
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.hangups.append(signum))
+
+    @property
+    def stopping(self) -> bool:
+        return bool(self.stops)
+
+    def hangup(self) -> bool:
+        """True once per burst of SIGHUPs received since the last call."""
+        received = bool(self.hangups)
+        self.hangups.clear()
+        return received
+
+
+class _Workers:
+    """The worker processes by index, the queue they report on, and their restarts: a worker that dies is
+    restarted after a delay doubling with each death (0.5 s, 1 s, ... at most 60 s)."""
+
+    def __init__(self, settings: ServiceSettings, run_id: str, sock: socket.socket, log: EventLog) -> None:
+        import multiprocessing
+
+        self.settings, self.run_id, self.sock, self.log = settings, run_id, sock, log
+        self.context = multiprocessing.get_context("spawn")
+        self.events: Any = self.context.Queue()
+        self.processes = {index: self._start(index) for index in range(settings.workers)}
+        self.deaths = dict.fromkeys(self.processes, 0)
+        self.restart_at: dict[int, float] = {}
+
+    def _start(self, index: int) -> Any:
+        process = self.context.Process(
+            target=_worker_main,
+            args=(self.settings, self.run_id, self.sock, self.events, index, os.getpid()),
+            name=f"mlsm-worker-{index}",
         )
         process.start()
         return process
 
-    workers = {index: start(index) for index in range(settings.workers)}
-    failures = dict.fromkeys(workers, 0)
-    restart_at: dict[int, float] = {}
-    _announce(settings, sock, sources, log, run=run.id, store=settings.store)
-    try:
-        while not stopping:
+    def next_event(self, timeout: float) -> tuple[str, int, str, Any] | None:
+        """The next report of a worker, ``(kind, pid, trigger, entry)``, or None after ``timeout`` seconds."""
+        import queue
+
+        try:
+            event: tuple[str, int, str, Any] = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return event
+
+    def last_events(self) -> list[tuple[str, int, str, Any]]:
+        """The reports still queued (once the workers have stopped)."""
+        import queue
+
+        events = []
+        while True:
             try:
-                kind, sender, trigger, entry = events.get(timeout=0.2)
-            except queue.Empty:
-                pass
-            else:
-                if kind == "loaded":
-                    record(entry)
-                    if trigger == "api":  # the other workers reload too
-                        _signal_workers(workers, signal.SIGHUP, skip=sender)
-            if hangups:
-                hangups.clear()
-                log.event("reload_requested", trigger="SIGHUP", workers=len(workers))
-                _signal_workers(workers, signal.SIGHUP)
-            for index, process in list(workers.items()):
-                if process.is_alive() or stopping:
-                    continue
-                if index not in restart_at:
-                    failures[index] += 1
-                    delay = min(60.0, 0.5 * 2 ** (failures[index] - 1))
-                    restart_at[index] = time.monotonic() + delay
-                    log.event(
-                        "worker_died",
-                        "error",
-                        worker=index,
-                        pid=process.pid,
-                        exitcode=process.exitcode,
-                        restart_in=delay,
-                    )
-                    _mark_dead(process.pid)
-                elif time.monotonic() >= restart_at[index]:
-                    del restart_at[index]
-                    workers[index] = start(index)
-    finally:
-        log.event("stopping", workers=len(workers))
-        _signal_workers(workers, signal.SIGTERM)
-        deadline = time.monotonic() + settings.shutdown_timeout + 30
-        for process in workers.values():
+                events.append(self.events.get_nowait())
+            except (queue.Empty, OSError, ValueError):
+                return events
+
+    def signal(self, signum: int, skip: int | None = None) -> None:
+        _signal_workers(self.processes, signum, skip=skip)
+
+    def restart_dead(self) -> None:
+        """Log each worker found dead and schedule its restart; restart those whose delay is over."""
+        for index, process in list(self.processes.items()):
+            if process.is_alive():
+                continue
+            if index not in self.restart_at:
+                self.deaths[index] += 1
+                delay = min(60.0, 0.5 * 2 ** (self.deaths[index] - 1))
+                self.restart_at[index] = time.monotonic() + delay
+                self.log.event(
+                    "worker_died", "error", worker=index, pid=process.pid, exitcode=process.exitcode, restart_in=delay
+                )
+                _mark_dead(process.pid)
+            elif time.monotonic() >= self.restart_at[index]:
+                del self.restart_at[index]
+                self.processes[index] = self._start(index)
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM to every worker (each drains), then wait up to ``timeout`` seconds in all; kill the late."""
+        self.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
             process.join(max(0.1, deadline - time.monotonic()))
             if process.is_alive():
-                log.event("worker_killed", "error", pid=process.pid, message="did not stop in time")
+                self.log.event("worker_killed", "error", pid=process.pid, message="did not stop in time")
                 process.kill()
                 process.join()
-        while True:  # sets loaded just before the stop are recorded too
-            try:
-                kind, _, _, entry = events.get_nowait()
-            except (queue.Empty, OSError, ValueError):
-                break
-            if kind == "loaded":
-                record(entry)
-        with contextlib.suppress(MlsmError), open_store(settings.store) as store:
-            complete_run(store, run)
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        log.event("stopped", run=run.id)
-    return 0
 
 
 def _signal_workers(workers: dict[int, Any], signum: int, skip: int | None = None) -> None:
