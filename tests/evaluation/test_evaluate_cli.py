@@ -136,3 +136,26 @@ def test_evaluate_without_outcomes_or_store_is_one_line_and_exit_2(
     assert empty.code == 2 and "mlsm outcomes load" in empty.err
     bad = cli("evaluate", "--store", store, "--since", "yesterday")
     assert bad.code == 2 and "--since 'yesterday'" in bad.err
+
+
+@pytest.mark.slow
+def test_the_report_shows_the_drift_between_two_runs(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    (tmp_path / "models.py").write_text(MODELS)
+    rng = random.Random(3)
+    for name, shift in (("ref.csv", 0.0), ("cur.csv", 3.0)):
+        rows = "".join(f"{i},{rng.gauss(shift, 1)!r},{rng.gauss(0, 1)!r},web\n" for i in range(2000))
+        (tmp_path / name).write_text("lead_id,signal,noise,segment\n" + rows)
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    for run in ("ref", "cur"):
+        ran = cli("run", "models.py", f"{run}.csv", "--id-field", "lead_id", "--store", store, "--run-id", run,
+                  "--allow-unreleased")  # fmt: skip
+        assert ran.code == 0, ran.err
+    page = tmp_path / "drift.html"
+    written = cli("report", "--store", store, "-o", str(page), "--reference", "ref", "--current", "cur")
+    assert written.code == 0, written.err
+    html = page.read_text()
+    assert "signal" in html and "Act" in html and "Stable" in html  # the shifted field acts, the noise is stable
+    half = cli("report", "--store", store, "-o", str(page), "--reference", "ref")
+    assert half.code == 2 and "--current" in half.err
+    unknown = cli("report", "--store", store, "-o", str(page), "--reference", "ref", "--current", "nope")
+    assert unknown.code == 2 and "nope" in unknown.err

@@ -6,20 +6,16 @@ import argparse
 import json
 from typing import Any
 
+from mlsm.cli._common import add_command, store_argument
 from mlsm.errors import MlsmError
 
-__all__ = ["add_drift_command", "run_drift"]
+__all__ = ["add_parsers", "run_drift"]
 
 
-def add_drift_command(commands: Any) -> None:
-    """Add the ``drift`` subcommand to ``commands`` (the parser's subparsers)."""
-    drift = commands.add_parser("drift", help="PSI of a run's input fields and scores against a reference run")
-    drift.add_argument(
-        "--store",
-        metavar="URL",
-        default=None,
-        help="sqlite:///file.db (default: $MLSM_STORE or sqlite:///mlsm.db), postgresql://..., mongodb://host/db",
-    )
+def add_parsers(commands: Any) -> None:
+    """Add ``drift`` to the subcommands ``commands``."""
+    drift = add_command(commands, "drift", help="PSI of a run's input fields and scores against a reference run")
+    store_argument(drift)
     drift.add_argument("--reference", required=True, metavar="RUN", help="the run to compare against (its deciles)")
     drift.add_argument("--current", required=True, metavar="RUN", help="the run to check")
     drift.add_argument("--watch", type=float, default=0.1, metavar="PSI", help="watch from this PSI on (default 0.1)")

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_evaluate_parser", "join_arguments", "joined_from", "run_evaluate", "run_report"]
+from mlsm.cli._common import add_command, store_argument
+
+__all__ = [
+    "add_parsers",
+    "drift_arguments",
+    "join_arguments",
+    "joined_from",
+    "report_drift",
+    "run_evaluate",
+    "run_report",
+]
 
 
 def join_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +38,10 @@ def join_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_evaluate_parser(commands: Any, store_argument: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``evaluate`` to the subcommands ``commands``."""
-    evaluate = commands.add_parser(
+def add_parsers(commands: Any) -> None:
+    """Add ``evaluate`` and ``report`` to the subcommands ``commands``."""
+    evaluate = add_command(
+        commands,
         "evaluate",
         help="judge every model against the outcomes, compare champion and challenger",
         description="Each outcome is joined to the score each model had for that lead (--as-of). Per model: AUC "
@@ -43,7 +53,8 @@ def add_evaluate_parser(commands: Any, store_argument: Callable[[argparse.Argume
     evaluate.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     evaluate.set_defaults(handler=run_evaluate)
 
-    report = commands.add_parser(
+    report = add_command(
+        commands,
         "report",
         help="write the evaluation report: one self-contained HTML page (runs, scores, outcomes, drift)",
         description="Runs over time, each model's score distribution and, with outcomes, ROC curves, gain and lift "
@@ -109,7 +120,9 @@ def report_drift(args: argparse.Namespace, store: Any) -> Any:
         return None
     if not (args.reference and args.current):
         raise InputError("give both --reference RUN and --current RUN for the drift table, or neither")
-    raise InputError("drift is not available in this build")  # replaced when drift profiles land
+    from mlsm.evaluation.drift import drift_between_runs
+
+    return drift_between_runs(store, args.reference, args.current)
 
 
 def run_report(args: argparse.Namespace) -> int:

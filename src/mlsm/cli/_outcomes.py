@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_outcomes_parser", "run_outcomes"]
+from mlsm.cli._common import add_command, positive_int, store_argument
+
+__all__ = ["add_parsers", "run_outcomes"]
 
 
-def add_outcomes_parser(commands: Any, store_argument: Any, chunk_size: Any) -> argparse.ArgumentParser:
-    """Add ``outcomes`` (with its ``load`` command) to the subcommands ``commands``; returns its parser.
-    ``store_argument`` adds the shared ``--store`` option, ``chunk_size`` parses a positive count."""
-    outcomes = commands.add_parser("outcomes", help="load outcomes (did the lead convert) for evaluation")
+def add_parsers(commands: Any) -> None:
+    """Add ``outcomes`` (with its ``load`` command) to the subcommands ``commands``."""
+    outcomes = add_command(commands, "outcomes", help="load outcomes (did the lead convert) for evaluation")
     actions = outcomes.add_subparsers(dest="outcomes_command", metavar="ACTION", required=True)
     load = actions.add_parser(
         "load",
@@ -34,10 +35,8 @@ def add_outcomes_parser(commands: Any, store_argument: Any, chunk_size: Any) -> 
         "--positive", nargs="+", action="extend", metavar="VALUE", help="outcome values that mean 1 (others mean 0)"
     )
     load.add_argument("--rejects", metavar="FILE.jsonl", help="write rejected lines there, with the reason")
-    load.add_argument("--chunk-size", type=chunk_size, default=10_000, metavar="N", help="lines per transaction")
-    load.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    load.add_argument("--chunk-size", type=positive_int, default=10_000, metavar="N", help="lines per transaction")
     load.set_defaults(handler=run_outcomes)
-    return outcomes
 
 
 def run_outcomes(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from mlsm.evaluation._stats import roc_points
+from mlsm.evaluation.drift import DriftReport
 from mlsm.evaluation.evaluate import Evaluation, evaluate_joined
 from mlsm.evaluation.join import JoinedModel, JoinedOutcomes
 from mlsm.evaluation.report import (
@@ -18,6 +19,7 @@ from mlsm.evaluation.report import (
     ReportData,
     ReportDecile,
     ReportDrift,
+    ReportDriftRow,
     ReportHistogram,
     ReportModel,
     ReportRun,
@@ -158,12 +160,16 @@ def build_report(
     joined: JoinedOutcomes | None,
     *,
     title: str = "Lead scoring report",
-    drift: ReportDrift | None = None,
+    drift: DriftReport | None = None,
     models: Sequence[str] | None = None,
 ) -> ReportData:
     """Everything the report shows from ``store``: its runs, score distributions, and with outcomes (``joined``)
     the evaluation, the comparisons and their verdicts; ``drift`` when the caller compared two runs."""
-    notes = []
+    notes: list[str] = []
+    drift_table = None
+    if drift is not None:
+        drift_table, drift_notes = report_drift(drift)
+        notes += drift_notes
     evaluation = None
     as_of = outcomes = None
     if joined is not None and joined.outcomes:
@@ -186,6 +192,24 @@ def build_report(
         histograms=histograms,
         models=report_models(evaluation) if evaluation else (),
         comparisons=report_comparisons(evaluation) if evaluation else (),
-        drift=drift,
+        drift=drift_table,
         notes=notes,
     )
+
+
+def report_drift(drift: DriftReport) -> tuple[ReportDrift, list[str]]:
+    """The drift table's rows (fields, then scores) and a note for each row whose PSI could not be computed."""
+    rows, notes = [], []
+    for f in drift.fields:
+        if f.status in ("stable", "watch", "act"):
+            rows.append(ReportDriftRow(f.field, _finite(f.psi), f.status, "field", f.missing_ref, f.missing_cur))
+        else:
+            notes.append(f"Drift of {f.field}: {f.reason or 'no PSI'}.")
+    for score in drift.scores:
+        name = f"{score.model} {score.key}"
+        if score.status in ("stable", "watch", "act"):
+            rows.append(ReportDriftRow(name, _finite(score.psi), score.status, "score"))
+        else:
+            notes.append(f"Drift of {name}: {score.reason or 'no PSI'}.")
+    table = ReportDrift(drift.reference, drift.current, rows, drift.thresholds.watch, drift.thresholds.act)
+    return table, notes
