@@ -288,7 +288,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_cmd_serve)
 
-    demo = commands.add_parser("demo", help="score 100,000 synthetic leads with the example models")
+    demo = commands.add_parser(
+        "demo", help="score 100,000 synthetic leads with the example models, judge them on their outcomes, report"
+    )
     demo.add_argument("--records", type=_positive_int, default=100_000, metavar="N")
     _store_argument(demo)
     demo.add_argument("--seed", type=int, default=7)
