@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,12 +39,26 @@ def test_example_models_are_listed_with_the_draft_challenger(
     ]
 
 
-def test_demo_scores_leads_and_prints_the_top_ten(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], example_artifacts: Path
-) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    run = run_demo(records=3000, store_url=url, seed=3, workdir=tmp_path)
-    out = capsys.readouterr().out
+@dataclass(frozen=True)
+class Demo:
+    run: dict[str, Any]
+    out: str
+    folder: Path
+    url: str
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, example_artifacts: Path) -> Demo:
+    """``mlsm demo`` on 3,000 leads, run once for the tests of its output."""
+    folder = tmp_path_factory.mktemp("demo")
+    url = f"sqlite:///{folder / 'demo.db'}"
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        run = run_demo(records=3000, store_url=url, seed=3, workdir=folder)
+    return Demo(run, out.getvalue(), folder, url)
+
+
+def test_demo_scores_leads_and_prints_the_top_ten(demo: Demo) -> None:
+    run, out, url = demo.run, demo.out, demo.url
     assert run["status"] == "completed"
     counts = run["counts"]
     assert counts["read"] == 3000 and counts["scored"] + counts["rejected"] == 3000
@@ -57,6 +75,36 @@ def test_demo_scores_leads_and_prints_the_top_ten(
         assert best["results"]["gbm"]["2.0"]["_status"] == "draft"
         every = [d["results"]["lead_score"]["1.0"]["score"] for d in store.run_documents(run["id"])]
     assert max(every) == pytest.approx(scores[0], abs=5e-4)
+
+
+def test_demo_ends_with_the_champion_vs_challenger_verdict_and_the_report(
+    demo: Demo, cli: Callable[..., CliResult]
+) -> None:
+    import pandas as pd
+
+    run, out, url, folder = demo.run, demo.out, demo.url, demo.folder
+    # every lead with an id has its outcome, decided after its score: the decision-time join finds them all
+    assert f"  loaded {run['counts']['scored']:,}, rejected {run['counts']['rejected']:,}" in out
+    leads = pd.read_csv(folder / "leads-3000-3.csv", dtype=str, keep_default_na=False)
+    outcomes = pd.read_csv(folder / "outcomes-3000-3.csv", dtype=str, keep_default_na=False)
+    truth = dict(zip(leads["Prospect ID"], leads["Converted"], strict=True))
+    assert all(truth[i] == c for i, c in zip(outcomes["Prospect ID"], outcomes["Converted"], strict=True))
+    at = pd.to_datetime(outcomes["decided_at"], utc=True)
+    assert at.min().timestamp() > run["ended"] and at.max().timestamp() < run["ended"] + 3600
+    assert at.nunique() > 100  # spread over the window, not one moment
+    evaluated = json.loads(cli("evaluate", "--store", url, "--model", "gbm@1.0", "--model", "gbm@2.0", "--json").out)
+    assert [(m["model"], m["late"], m["n"]) for m in evaluated["models"]] == [
+        (model, 0, run["counts"]["models"][model]["ok"]) for model in ("gbm@1.0", "gbm@2.0")
+    ]
+    [pair] = evaluated["comparisons"]
+    # the demo's last table ends with mlsm evaluate's own verdict on the champion and the challenger
+    lines = out.splitlines()
+    assert f"Champion vs challenger: mlsm evaluate --store {url} --model gbm@1.0 --model gbm@2.0" in lines
+    assert pair["verdict"] in lines and re.search(r"gbm@[12]\.0.*AUC [+-]\d\.\d{3} .* on [\d,]+ leads", pair["verdict"])
+    report = folder / "report.html"
+    assert f"Report: {report} (open it in a browser)" in lines
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "gbm@2.0" in page and "rules@1.0" in page
 
 
 def test_the_synthetic_leads_are_shaped_like_the_real_data(real_data: Path) -> None:

@@ -1,4 +1,5 @@
-"""The public lead data set (9,240 real, messy leads) scored by a model set written for it."""
+"""The public lead data set (9,240 real, messy leads) scored by a model set written for it, and judged on its own
+outcomes (its `Converted` column)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,59 @@ def test_the_example_models_score_the_real_leads(
     for line in result.out.splitlines():
         if "@" in line and ("active" in line or "draft" in line):
             assert line.split()[-1] == "0", line  # every model scored every real lead
+
+
+@pytest.mark.slow
+def test_evaluate_on_the_real_outcomes_matches_scikit_learn(
+    cli: Callable[..., CliResult], write_models: Callable[..., Path], real_data: Path, tmp_path: Path
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from mlsm import open_store
+
+    url = f"sqlite:///{tmp_path / 'real.db'}"
+    models = write_models(MODELS)
+    assert cli("run", models, real_data, "--id-field", "Prospect ID", "--store", url).code == 0
+    loaded = cli("outcomes", "load", real_data, "--store", url, "--id-field", "Prospect ID", "--outcome", "Converted")
+    assert loaded.code == 0, loaded.err
+    raw = pd.read_csv(real_data, dtype=str, keep_default_na=False)
+    assert loaded.out.strip() == f"loaded {len(raw):,}, rejected 0"
+    converted = dict(zip(raw["Prospect ID"], raw["Converted"].astype(int), strict=True))
+    # the scores as the store holds them, each lead's with its outcome
+    scores: dict[str, dict[str, float]] = {}
+    with open_store(url) as store:
+        for document in store.current_documents():
+            for name, versions in document["results"].items():
+                slot = versions["1"]
+                if "_errors" not in slot and "_error" not in slot:
+                    scores.setdefault(f"{name}@1", {})[document["Prospect ID"]] = slot["score"]
+    # two models: engagement@1 (no score where the visits are missing) and quality@1 (five values, many ties)
+    result = cli("evaluate", "--store", url, "--model", "engagement@1", "--model", "quality@1", "--json")
+    assert result.code == 0, result.err
+    evaluated = json.loads(result.out)
+    assert evaluated["as_of"] == "decision" and evaluated["outcomes"] == len(raw)
+    by_model = {m["model"]: m for m in evaluated["models"]}
+    assert list(by_model) == ["engagement@1", "quality@1"]
+    for model, entry in by_model.items():
+        ids = sorted(scores[model])
+        truth = [converted[i] for i in ids]
+        assert entry["n"] == len(ids) and entry["not_scored"] == len(raw) - len(ids) and entry["late"] == 0
+        assert entry["positives"] == sum(truth)
+        assert entry["auc"] == pytest.approx(roc_auc_score(truth, [scores[model][i] for i in ids]), abs=1e-12)
+        assert entry["auc_ci"][0] < entry["auc"] < entry["auc_ci"][1]
+    [pair] = evaluated["comparisons"]
+    both = sorted(set(scores["engagement@1"]) & set(scores["quality@1"]))
+    truth = [converted[i] for i in both]
+    assert (pair["a"], pair["b"], pair["n"]) == ("engagement@1", "quality@1", len(both))
+    for side, model in (("auc_a", "engagement@1"), ("auc_b", "quality@1")):
+        assert pair[side] == pytest.approx(roc_auc_score(truth, [scores[model][i] for i in both]), abs=1e-12)
+    assert pair["auc_diff"] == pytest.approx(pair["auc_b"] - pair["auc_a"], abs=1e-12)
+    assert 0 <= pair["p_value"] <= 1 and {"entering", "leaving"} <= set(pair["swap"])
+    # the table ends with the same verdict, naming the two models and the leads both scored
+    table = cli("evaluate", "--store", url, "--model", "engagement@1", "--model", "quality@1").out
+    assert table.rstrip().splitlines()[-1] == pair["verdict"]
+    assert (
+        "quality@1" in pair["verdict"]
+        and "engagement@1" in pair["verdict"]
+        and f"on {len(both):,} leads" in pair["verdict"]
+    )

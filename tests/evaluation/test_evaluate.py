@@ -96,3 +96,15 @@ def test_models_without_scored_outcomes_are_left_out_and_pairs_need_common_leads
     assert "no model" not in result.table()
     nothing = evaluate([], as_of="decision", outcomes=0)
     assert nothing.table().endswith("no model has a numeric score for these outcomes")
+
+
+def test_a_tiny_but_real_difference_shows_the_digits_it_needs() -> None:
+    from mlsm.evaluation._stats import PairedDelong, PairEvaluation, SwapGroup, SwapSet
+    from mlsm.evaluation.evaluate import PairResult, verdict
+
+    group = SwapGroup(0, 0, None)
+    test = PairedDelong(0.8, 0.80004, 0.00004, 1e-10, 4.0, 0.00006)
+    pair = PairResult("a@1", "b@1", PairEvaluation(5000, test, (0.00002, 0.00006), SwapSet(group, group, group), None))
+    assert verdict(pair) == (
+        "b@1 ranks better than a@1: AUC +0.000040 (95% CI +0.000020 to +0.000060), p < 0.001, on 5,000 leads"
+    )

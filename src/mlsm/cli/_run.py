@@ -74,7 +74,11 @@ def add_parsers(commands: Any) -> None:
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.set_defaults(handler=_cmd_run)
 
-    demo = add_command(commands, "demo", help="score 100,000 synthetic leads with the example models")
+    demo = add_command(
+        commands,
+        "demo",
+        help="score 100,000 synthetic leads with the example models, judge them on their outcomes, report",
+    )
     demo.add_argument("--records", type=positive_int, default=100_000, metavar="N")
     store_argument(demo)
     demo.add_argument("--seed", type=int, default=7)

@@ -8,6 +8,7 @@ no usable score (``not_scored``) or only one written after the decision (``late`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,17 +121,21 @@ def verdict(pair: PairResult) -> str:
     if pair.result.reason or test.diff != test.diff:
         return f"{pair.b} vs {pair.a}: cannot compare on {n:,} leads ({pair.result.reason or 'AUC undefined'})"
     diff = test.diff
-    detail = f"AUC {diff:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}), p = {_p(test.p_value)}, on {n:,} leads"
     if test.p_value < SIGNIFICANCE and diff != 0:
         better, worse = (pair.b, pair.a) if diff > 0 else (pair.a, pair.b)
         if diff < 0:
-            detail = f"AUC {-diff:+.3f} (95% CI {-hi:+.3f} to {-lo:+.3f}), p = {_p(test.p_value)}, on {n:,} leads"
-        return f"{better} ranks better than {worse}: {detail}"
-    return f"no significant difference between {pair.b} and {pair.a}: {detail}"
+            diff, lo, hi = -diff, -hi, -lo
+        return f"{better} ranks better than {worse}: {_detail(diff, lo, hi, test.p_value, n, small=True)}"
+    return f"no significant difference between {pair.b} and {pair.a}: {_detail(diff, lo, hi, test.p_value, n)}"
 
 
-def _p(value: float) -> str:
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+def _detail(diff: float, lo: float, hi: float, p: float, n: int, *, small: bool = False) -> str:
+    # three decimals; a real (significant) difference below 0.001 gets the digits it needs not to read as +0.000
+    digits = 3
+    if small and 0 < abs(diff) < 0.001:
+        digits = min(9, 1 - math.floor(math.log10(abs(diff))))
+    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    return f"AUC {diff:+.{digits}f} (95% CI {lo:+.{digits}f} to {hi:+.{digits}f}), {p_text}, on {n:,} leads"
 
 
 def evaluate(
