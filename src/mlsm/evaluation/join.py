@@ -1,5 +1,5 @@
 """The point-in-time join: for each outcome and each model@version, the score that was live when the decision was
-made, read from the id's stored history (``Store.outcome_documents``, streamed: memory grows with the outcomes,
+made, read from the id's stored history (``Store.outcome_results``, streamed: memory grows with the outcomes,
 never with the number of documents per id).
 
 A model's *result* for an id is its slot in a document (``results[name][version]``); it is *usable* when it is not
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlsm._gc import gc_paused
 from mlsm.evaluation._stats import IdOrder, ModelEvaluation, PairEvaluation, evaluate_model, evaluate_pair
 from mlsm.stores.base import Store, split_model
 
@@ -124,21 +125,39 @@ def join_outcomes(
     outcomes: list[int] = []
     too_young = 0
     isfinite = math.isfinite
-    for outcome, documents in store.outcome_documents(since, until):
-        at = outcome.at
-        if cutoff is not None and at > cutoff:
-            too_young += 1
-            continue
-        position = len(ids)
-        ids.append(outcome.id)
-        outcomes.append(outcome.outcome)
-        live: dict[str, float | None] = {}  # the result that counts so far: its score, None when unusable
-        after: set[str] | None = None  # models with a usable result written after the decision
-        for document in documents:
-            in_time = not decision or document["_timestamp"] <= at
-            for name, versions in document["results"].items():
+    names: dict[str, dict[str, _Rows]] = {}  # name -> version -> that model's rows, looked up once per slot
+    live: dict[_Rows, float | None] = {}  # the current outcome's result that counts so far: its score, or None
+    after: set[_Rows] = set()  # models with a usable result written after the current outcome's decision
+    current: str | None = None
+    skipping = False
+    at = 0.0
+    position = -1
+    with gc_paused():  # millions of short-lived dicts, no cycles: the collector would only slow the join down
+        for id_value, value_of, decided, stamp, results in store.outcome_results(since, until):
+            if id_value != current:
+                if live:
+                    _settle(position, live, after)
+                current, at = id_value, decided
+                skipping = cutoff is not None and at > cutoff
+                if skipping:
+                    too_young += 1
+                    continue
+                position = len(ids)
+                ids.append(id_value)
+                outcomes.append(value_of)
+            elif skipping:
+                continue
+            if results is None:
+                continue
+            in_time = not decision or stamp <= at
+            for name, versions in results.items():
+                known = names.get(name)
+                if known is None:
+                    known = names[name] = {}
                 for version, slot in versions.items():
-                    model = f"{name}@{version}"
+                    model = known.get(version)
+                    if model is None:
+                        model = known[version] = rows.setdefault(f"{name}@{version}", _Rows())
                     value: float | None = None
                     if type(slot) is dict and "_error" not in slot:
                         number: Any = slot.get(key)
@@ -149,24 +168,25 @@ def join_outcomes(
                         if not first or model not in live:
                             live[model] = value
                     elif value is not None:
-                        if after is None:
-                            after = set()
                         after.add(model)
-        for model, value in live.items():
-            if value is not None:
-                found = rows.get(model)
-                if found is None:
-                    found = rows[model] = _Rows()
-                found.positions.append(position)
-                found.scores.append(value)
-        if after:
-            for model in after:
-                if live.get(model) is None:
-                    found = rows.get(model)
-                    if found is None:
-                        found = rows[model] = _Rows()
-                    found.late += 1
+                        if model not in live:
+                            live[model] = None
+        if live:
+            _settle(position, live, after)
     return _result(as_of, key, ids, outcomes, too_young, rows, wanted)
+
+
+def _settle(position: int, live: dict[_Rows, float | None], after: set[_Rows]) -> None:
+    """Add one outcome's results (at ``position``) to the models' rows, then empty ``live`` and ``after``: a model
+    in ``live`` with a score is scored, one without a score but in ``after`` is late."""
+    for rows, value in live.items():
+        if value is not None:
+            rows.positions.append(position)
+            rows.scores.append(value)
+        elif rows in after:
+            rows.late += 1
+    live.clear()
+    after.clear()
 
 
 def _result(

@@ -9,7 +9,8 @@ Semantics shared by all backends (checked by one conformance suite, ``tests/stor
   committed with each chunk, so a killed run can resume exactly after its last committed chunk.
 * Outcomes (:mod:`mlsm.stores.outcomes`): ``write_outcomes`` (one chunk, atomically; one current outcome per id,
   replaced by a later load, every loaded outcome kept as history), ``outcomes(since, until)``, ``outcome_history(id)``
-  and ``outcome_documents`` (each outcome with its id's documents, oldest first: the point-in-time join's input).
+  and ``outcome_documents`` (each outcome with its id's documents, oldest first), or flat and reduced to each
+  document's ``_timestamp`` and ``results``, ``outcome_results`` (the point-in-time join's input).
 * Two modes: ``"write"`` (the default) creates the store's tables when missing; ``"read"`` (the read commands)
   opens an existing store and never creates or changes anything: ``StoreNotFound`` when the store does not exist,
   ``StoreError`` on any write.
@@ -29,7 +30,7 @@ from typing import Any, ClassVar
 
 from mlsm.documents import Documents
 from mlsm.errors import RunError, StoreConfigError, StoreError
-from mlsm.stores.outcomes import Outcome, OutcomeDocuments
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, OutcomeResult, results_of
 
 __all__ = [
     "MODES",
@@ -218,6 +219,13 @@ class Store(ABC):
         """For each current outcome with ``since <= at < until``, by id: the outcome and an iterator over its id's
         result documents, oldest first, without ``_current`` (streamed: memory does not grow with an id's history).
         Consume each inner iterator before taking the next pair."""
+
+    def outcome_results(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeResult]:
+        """What :meth:`outcome_documents` holds, flat and reduced to what the point-in-time join reads: one row
+        ``(id, outcome, at, _timestamp, results)`` per outcome and document (by id, each id's documents oldest first),
+        or ``(id, outcome, at, None, None)`` for an outcome without documents. Stores override it when they can send
+        less than whole documents."""
+        return results_of(self.outcome_documents(since, until))
 
     def recover(self, run: RunRecord) -> None:
         """Undo whatever a killed writer of ``run`` left half-done after its last committed chunk.

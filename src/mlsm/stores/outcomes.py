@@ -14,11 +14,22 @@ the stream ``Store.outcome_documents`` yields, without holding an id's documents
 
 from __future__ import annotations
 
+import json
+import json.scanner
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-__all__ = ["Outcome", "OutcomeDocuments", "grouped", "in_window", "without_rank"]
+__all__ = [
+    "Outcome",
+    "OutcomeDocuments",
+    "OutcomeResult",
+    "grouped",
+    "in_window",
+    "results_of",
+    "scan_document",
+    "without_rank",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,36 @@ class Outcome:
 #: What ``Store.outcome_documents`` yields: each outcome with its id's result documents, oldest first. The inner
 #: iterator must be consumed before the next pair is taken (as with ``itertools.groupby``); what is left is skipped.
 OutcomeDocuments = tuple[Outcome, Iterator[dict[str, Any]]]
+
+
+#: What ``Store.outcome_results`` yields, one per (outcome, document): the outcome's id, value (0/1) and decision
+#: time ``at``, then the document's ``_timestamp`` and ``results``, both None for an outcome without documents.
+OutcomeResult = tuple[str, int, float, Any, Any]
+
+
+def results_of(pairs: Iterator[OutcomeDocuments]) -> Iterator[OutcomeResult]:
+    """``Store.outcome_results`` from ``Store.outcome_documents`` (the default of stores with nothing faster)."""
+    for outcome, documents in pairs:
+        head = (outcome.id, outcome.outcome, outcome.at)
+        found = False
+        for document in documents:
+            found = True
+            yield (*head, document["_timestamp"], document["results"])
+        if not found:
+            yield (*head, None, None)
+
+
+_SCAN = json.scanner.c_make_scanner(json.JSONDecoder()) if json.scanner.c_make_scanner else None  # type: ignore[attr-defined]
+
+
+def scan_document(text: str) -> dict[str, Any]:
+    """A document from the JSON text a store wrote, as ``json.loads`` reads it but without its per-call wrapping
+    (a third faster on small documents; the join decodes millions)."""
+    if _SCAN is not None and text[:1] == "{" and text[-1:] == "}":
+        document: dict[str, Any] = _SCAN(text, 0)[0]
+        return document
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def in_window(at: float, since: float | None, until: float | None) -> bool:

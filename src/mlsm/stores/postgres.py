@@ -29,7 +29,7 @@ from mlsm.stores.base import (
     redact_url,
     split_model,
 )
-from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, OutcomeResult, grouped, without_rank
 
 __all__ = ["PostgresStore"]
 
@@ -331,6 +331,16 @@ class PostgresStore(Store):
                   FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
                   ORDER BY o.id, r.seq"""
         yield from grouped(self._stream(sql, params), without_rank)
+
+    def outcome_results(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeResult]:
+        if not self._has_outcomes():
+            return
+        where, params = _window("o.at", since, until)
+        # only what the join reads leaves the server
+        sql = f"""SELECT o.id, o.outcome, o.at, r.doc -> '_timestamp', r.doc -> 'results'
+                  FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
+                  ORDER BY o.id, r.seq"""
+        yield from self._stream(sql, params)
 
     def close(self) -> None:
         self._db.close()

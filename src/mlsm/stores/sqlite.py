@@ -31,7 +31,7 @@ from mlsm.stores.base import (
     newest_per_id,
     split_model,
 )
-from mlsm.stores.outcomes import Outcome, OutcomeDocuments, grouped, without_rank
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, OutcomeResult, grouped, scan_document, without_rank
 
 __all__ = ["SQLiteStore", "sqlite_path"]
 
@@ -378,6 +378,21 @@ class SQLiteStore(Store):
                   FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
                   ORDER BY o.id, r.seq"""
         yield from grouped(self._iterate(sql, params), lambda text: without_rank(decode(text)))
+
+    def outcome_results(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeResult]:
+        if not self._has_outcomes():
+            return
+        where, params = _window("o.at", since, until)
+        sql = f"""SELECT o.id, o.outcome, o.at, r.doc
+                  FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
+                  ORDER BY o.id, r.seq"""
+        scan = scan_document
+        for id_value, outcome, at, text in self._iterate(sql, params):
+            if text is None:
+                yield id_value, outcome, at, None, None
+            else:
+                document = scan(text)
+                yield id_value, outcome, at, document["_timestamp"], document["results"]
 
     def close(self) -> None:
         with self._lock:
