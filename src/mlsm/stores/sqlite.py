@@ -206,10 +206,12 @@ class SQLiteStore(Store):
             return True
 
     @contextmanager
-    def _writing(self, id_field: str) -> Iterator[None]:
-        """One write transaction (``BEGIN IMMEDIATE``: writers queue up), rolled back on any error."""
+    def _writing(self, id_field: str | None) -> Iterator[None]:
+        """One write transaction (``BEGIN IMMEDIATE``: writers queue up), rolled back on any error; result
+        documents claim the store's id field (``id_field``), outcomes (None) do not."""
         with self._lock:
-            self._claim(id_field)
+            if id_field is not None:
+                self._claim(id_field)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -329,28 +331,19 @@ class SQLiteStore(Store):
     def write_outcomes(self, outcomes: list[Outcome]) -> None:
         self._writable()
         rows = [outcome.to_row() for outcome in outcomes]
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in _OUTCOME_SCHEMA.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
-                    self._db.executemany(
-                        f"INSERT INTO mlsm_outcome_history ({Outcome.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows
-                    )
-                    self._db.executemany(
-                        f"INSERT INTO mlsm_outcomes ({Outcome.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
-                        "UPDATE SET outcome = excluded.outcome, at = excluded.at, loaded_at = excluded.loaded_at, "
-                        "source = excluded.source, label = excluded.label",
-                        rows,
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+        with self._writing(None):
+            for statement in _OUTCOME_SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.executemany(
+                f"INSERT INTO mlsm_outcome_history ({Outcome.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
+            self._db.executemany(
+                f"INSERT INTO mlsm_outcomes ({Outcome.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
+                "UPDATE SET outcome = excluded.outcome, at = excluded.at, loaded_at = excluded.loaded_at, "
+                "source = excluded.source, label = excluded.label",
+                rows,
+            )
 
     def _has_outcomes(self) -> bool:
         found = self._query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mlsm_outcomes'", ())
