@@ -14,7 +14,8 @@
     ``executemany``-d into SQLite with the same schema and settings. Reported: engine time / floor time (bar: <= 1.25).
 (c) ``Engine.score`` of ``examples/lead_scoring/models.py`` as it is (rules, logit, two gbm versions, the summary)
     on generated leads read as a CSV gives them (strings), one lead at a time: milliseconds per lead, the median of
-    ``repeats`` passes over the leads (target of issue 14: at most 0.5 ms).
+    ``repeats`` passes over the leads (target of issue 14: at most 0.5 ms). ``--models`` times another checkout's
+    example (run it with that checkout's ``src`` on ``PYTHONPATH``) for a before/after comparison.
 """
 
 from __future__ import annotations
@@ -276,7 +277,7 @@ def batch_benchmark(records: int, repeats: int, chunk_size: int) -> dict[str, An
 # -- (c) the example, one lead at a time ------------------------------------------------------------------------
 
 
-def example_benchmark(records: int, repeats: int) -> dict[str, Any]:
+def example_benchmark(records: int, repeats: int, models: Path) -> dict[str, Any]:
     import csv
 
     from leads import write_leads  # type: ignore[import-not-found]
@@ -285,8 +286,8 @@ def example_benchmark(records: int, repeats: int) -> dict[str, Any]:
     from mlsm.demo import ensure_artifacts
     from mlsm.lifecycle.project import load_model_set
 
-    ensure_artifacts(EXAMPLE)
-    engine = Engine(load_model_set(str(EXAMPLE / "models.py")).models)
+    ensure_artifacts(models.parent)
+    engine = Engine(load_model_set(str(models)).models)
     folder = scratch("mlsm-bench-")
     with open(write_leads(folder / "leads.csv", records, seed=5), newline="") as file:
         leads = list(csv.DictReader(file))
@@ -299,7 +300,7 @@ def example_benchmark(records: int, repeats: int) -> dict[str, Any]:
             engine.score(lead)
         passes.append((time.perf_counter() - started) / len(leads))
     return {
-        "benchmark": "Engine.score of examples/lead_scoring/models.py, one lead at a time",
+        "benchmark": f"Engine.score of {models}, one lead at a time",
         "records": records,
         "repeats": repeats,
         "ms_per_lead": round(statistics.median(passes) * 1000, 4),
@@ -314,11 +315,14 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument(
+        "--models", type=Path, default=EXAMPLE / "models.py", help="example: the models file (another checkout's)"
+    )
     args = parser.parse_args()
     if args.which == "record":
         report = record_benchmark(args.records or 50_000, args.repeats)
     elif args.which == "example":
-        report = example_benchmark(args.records or 500, args.repeats)
+        report = example_benchmark(args.records or 500, args.repeats, args.models.resolve())
     else:
         report = batch_benchmark(args.records or 100_000, args.repeats, args.chunk_size)
     print(json.dumps(report, indent=2))
