@@ -103,7 +103,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             )
         )
         if _compiled(model.fcn) == "no":
-            notes.append(f"{model.key}: scored by the estimator itself, {model.fcn.description}")
+            notes.append(f"{model.key}: scored by the estimator itself, {getattr(model.fcn, 'description', '')}")
     print_table(rows)
     for note in notes:
         print(note)

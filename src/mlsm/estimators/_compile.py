@@ -625,7 +625,6 @@ class _Trees:
             node = self.children[2 * node + right]
         return node
 
-
     def _leaves_of_one(self, row: np.ndarray) -> np.ndarray:
         """:meth:`leaves` for one row: every node's comparison made at once (one pass over the node table), then
         each tree followed down through the chosen children; the same comparisons, so the same leaves."""
