@@ -207,3 +207,30 @@ def test_a_columns_model_with_the_wrong_number_of_values_fails_its_rows_only() -
 def test_the_scorer_describes_its_compiled_steps() -> None:
     scorer = EstimatorScorer(LOGIT, FIELDS, key="logit@1")
     assert "LogisticRegression" in scorer.description and "OneHotEncoder" in scorer.description
+
+
+@pytest.mark.slow
+def test_mlsm_models_shows_which_estimator_models_are_compiled(cli: Any, tmp_path: Path) -> None:
+    joblib.dump(LOGIT, tmp_path / "logit.joblib")
+    models = tmp_path / "models.py"
+    models.write_text(
+        "import numpy as np\n"
+        "from sklearn.neighbors import KNeighborsRegressor\n"
+        "from mlsm import Field, Model\n"
+        "FIELDS = {'visits': Field(float), 'seconds': Field(float)}\n"
+        "near = KNeighborsRegressor(n_neighbors=1).fit(np.array([[0.0, 0.0], [1.0, 1.0]]), [0.0, 1.0])\n"
+        "MODELS = [\n"
+        f"    Model.from_estimator('logit', '1', {str(tmp_path / 'logit.joblib')!r}, {{'source': Field(str),\n"
+        "                         'city': Field(str),\n"
+        "                         'visits': Field(int), 'seconds': Field(float)}),\n"
+        "    Model.from_estimator('near', '1', near, FIELDS),\n"
+        "]\n"
+    )
+    result = cli("models", models)
+    assert result.code == 0, result.out + result.err
+    lines = result.out.splitlines()
+    header = lines[0].split()
+    assert header[-2:] == ["COMPILED", "FIELDS"]
+    column = lines[0].index("COMPILED")
+    assert [line[column:].split()[0] for line in lines[1:3]] == ["yes", "no"]
+    assert lines[3].startswith("near@1: scored by the estimator itself, not compiled: predict: "), lines[3]

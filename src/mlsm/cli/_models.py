@@ -85,7 +85,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
     model_set = load_model_set(args.models)
     engine = Engine(model_set.models)
     provenance = collect_provenance(model_set.models, default_files=model_set.files())["models"]
-    rows = [("NAME", "VERSION", "STATUS", "KIND", "BATCH", "ORIGIN", "COMPILED", "FIELDS")]
+    # COMPILED only for a set with estimator models (Model.from_estimator): small groups compiled, or not and why
+    estimators = any(_compiled(model.fcn) != "-" for model in engine.all_models)
+    rows: list[tuple[str, ...]] = [
+        ("NAME", "VERSION", "STATUS", "KIND", "BATCH", "ORIGIN", *(("COMPILED",) if estimators else ()), "FIELDS")
+    ]
     notes = []
     for model in engine.all_models:
         fields = ", ".join(f"{name}: {as_field(spec).describe()}" for name, spec in model.fields.items())
@@ -98,7 +102,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 model.kind,
                 "yes" if model.scores_frames else "no",
                 origin,
-                _compiled(model.fcn),
+                *((_compiled(model.fcn),) if estimators else ()),
                 fields or "-",
             )
         )

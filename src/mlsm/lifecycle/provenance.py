@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsm._paths import is_library_file
+from mlsm._paths import is_user_file
 from mlsm.errors import ModelCodeChanged
 from mlsm.lifecycle.git import TreeState, find_repository, is_tracked, tree_state
 
@@ -76,7 +76,7 @@ def source_file(model: Model, default: Path | None = None) -> Path | None:
     if not name:
         return default
     path = Path(name).resolve()
-    if not path.is_file() or is_library_file(path):
+    if not is_user_file(str(path)):  # mlsm's own callables (Model.from_estimator's scorer) included
         return default
     return path
 
