@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,20 @@ import pandas as pd
 import pytest
 import sklearn
 from hypothesis import HealthCheck, given, settings
+from sklearn.base import is_regressor
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 from mlsm import Engine, Field, Model
 from mlsm.errors import ModelDefinitionError
@@ -89,26 +98,44 @@ def test_every_record_scores_as_predict_proba_scores_its_row_of_the_csv_frame() 
         assert np.allclose([r["logit"]["1"]["score"] for r in chunk], want[:rows], rtol=0, atol=1e-9)
 
 
-_PATHS: dict[str, Engine] = {}
+# final estimators behind the same ColumnTransformer (one-hot, median imputer, scaler); regressors fit the seconds
+FINALS: dict[str, Callable[[], Any]] = {
+    "logistic": LogisticRegression,
+    "decision tree": lambda: DecisionTreeClassifier(max_depth=6, random_state=0),
+    "random forest": lambda: RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0),
+    "extra trees": lambda: ExtraTreesClassifier(n_estimators=8, max_depth=6, random_state=0),
+    "gradient boosting": lambda: GradientBoostingClassifier(n_estimators=15, random_state=0),
+    "histogram gradient boosting": lambda: HistGradientBoostingClassifier(max_iter=15),
+    "linear regression": LinearRegression,
+    "ridge": Ridge,
+    "random forest regressor": lambda: RandomForestRegressor(n_estimators=8, max_depth=6, random_state=0),
+}
+_PATHS: dict[str, tuple[Engine, Engine]] = {}
 
 
-def paths() -> tuple[Engine, Engine]:
-    """The logistic pipeline as a model scoring one record compiled, and one scoring everything by the estimator."""
-    if not _PATHS:
-        _PATHS["compiled"] = Engine([Model.from_estimator("m", "1", LOGIT, FIELDS)])
-        _PATHS["estimator"] = Engine([Model.from_estimator("m", "1", LOGIT, FIELDS, small_group=0)])
-    return _PATHS["compiled"], _PATHS["estimator"]
+def paths(name: str) -> tuple[Engine, Engine]:
+    """A pipeline as a model scoring one record compiled, and as one scoring everything by the estimator."""
+    if name not in _PATHS:
+        final = FINALS[name]()
+        target = TRAIN["seconds"].fillna(0) / 100 if is_regressor(final) else LABELS
+        fitted = pipeline(final).fit(TRAIN, target)
+        compiled = Model.from_estimator("m", "1", fitted, FIELDS)
+        assert compiled.fcn.compiled, compiled.fcn.description
+        _PATHS[name] = (Engine([compiled]), Engine([Model.from_estimator("m", "1", fitted, FIELDS, small_group=0)]))
+    return _PATHS[name]
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("name", list(FINALS))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(record=record_strategy({name: [spec] for name, spec in FIELDS.items()}))
-def test_compiled_and_estimator_paths_agree_on_any_record_within_the_fields(record: dict[str, Any]) -> None:
-    compiled, estimator = paths()
+def test_compiled_and_estimator_paths_agree_on_any_record_within_the_fields(name: str, record: dict[str, Any]) -> None:
+    compiled, estimator = paths(name)
     got, want = compiled.score(record)["m"]["1"], estimator.score(record)["m"]["1"]
     assert set(got) == set(want)
-    if "score" in want:
-        assert abs(got["score"] - want["score"]) <= 1e-9
+    key = "prediction" if "prediction" in want else "score"
+    if key in want:
+        assert abs(got[key] - want[key]) <= 1e-9
 
 
 def test_a_regressor_gives_a_prediction_and_output_names_other_keys() -> None:
