@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_engine.py record   # (a) per-record path vs a naive loop
     .venv/bin/python benchmarks/bench_engine.py batch    # (b) batch path + SQLite vs pandas/predict_proba/executemany
+    .venv/bin/python benchmarks/bench_engine.py example  # (c) Engine.score of the example's model set, per lead
 
 (a) Three plain-Python models (legacy if-then rules, a points scorecard, a hand-written logistic regression) and a
     summary, scored one record at a time by ``Engine.score`` (validation, output
@@ -11,6 +12,10 @@
     runner from CSV into SQLite, against a floor written by hand: ``pandas.read_csv`` in chunks, the same three
     model functions (each ``prepare`` + ``predict_proba``), the same summary inline, the documents built and
     ``executemany``-d into SQLite with the same schema and settings. Reported: engine time / floor time (bar: <= 1.25).
+(c) ``Engine.score`` of ``examples/lead_scoring/models.py`` as it is (rules, logit, two gbm versions, the summary)
+    on generated leads read as a CSV gives them (strings), one lead at a time: milliseconds per lead, the median of
+    ``repeats`` passes over the leads (target of issue 14: at most 0.5 ms). ``--models`` times another checkout's
+    example (run it with that checkout's ``src`` on ``PYTHONPATH``) for a before/after comparison.
 """
 
 from __future__ import annotations
@@ -269,15 +274,55 @@ def batch_benchmark(records: int, repeats: int, chunk_size: int) -> dict[str, An
     }
 
 
+# -- (c) the example, one lead at a time ------------------------------------------------------------------------
+
+
+def example_benchmark(records: int, repeats: int, models: Path) -> dict[str, Any]:
+    import csv
+
+    from leads import write_leads  # type: ignore[import-not-found]
+
+    from mlsm import Engine
+    from mlsm.demo import ensure_artifacts
+    from mlsm.lifecycle.project import load_model_set
+
+    ensure_artifacts(models.parent)
+    engine = Engine(load_model_set(str(models)).models)
+    folder = scratch("mlsm-bench-")
+    with open(write_leads(folder / "leads.csv", records, seed=5), newline="") as file:
+        leads = list(csv.DictReader(file))
+    for lead in leads[:50]:  # warm up (the record path is compiled on first use)
+        engine.score(lead)
+    passes = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for lead in leads:
+            engine.score(lead)
+        passes.append((time.perf_counter() - started) / len(leads))
+    return {
+        "benchmark": f"Engine.score of {models}, one lead at a time",
+        "records": records,
+        "repeats": repeats,
+        "ms_per_lead": round(statistics.median(passes) * 1000, 4),
+        "target": "<= 0.5 ms",
+        "passes_ms_per_lead": [round(t * 1000, 4) for t in passes],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["record", "batch"])
+    parser.add_argument("which", choices=["record", "batch", "example"])
     parser.add_argument("--records", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument(
+        "--models", type=Path, default=EXAMPLE / "models.py", help="example: the models file (another checkout's)"
+    )
     args = parser.parse_args()
     if args.which == "record":
         report = record_benchmark(args.records or 50_000, args.repeats)
+    elif args.which == "example":
+        report = example_benchmark(args.records or 500, args.repeats, args.models.resolve())
     else:
         report = batch_benchmark(args.records or 100_000, args.repeats, args.chunk_size)
     print(json.dumps(report, indent=2))

@@ -39,6 +39,27 @@ def test_example_models_are_listed_with_the_draft_challenger(
     ]
 
 
+@pytest.mark.slow
+def test_the_golden_cases_score_the_same_one_lead_at_a_time(example_artifacts: Path) -> None:
+    """``mlsm test`` checks the golden files on a chunk (the pipelines themselves); one lead at a time takes the
+    compiled form and no DataFrame: the same scores."""
+    from mlsm import Engine
+    from mlsm.lifecycle.golden import compare_output
+    from mlsm.lifecycle.project import load_model_set
+
+    engine = Engine(load_model_set(str(EXAMPLE / "models.py")).models)
+    checked = 0
+    for path in sorted((EXAMPLE / "golden").glob("*.json")):
+        golden = json.loads(path.read_text())
+        name, _, version = golden["model"].rpartition("@")
+        for case in golden["cases"]:
+            slot = {k: v for k, v in engine.score(case["input"])[name][version].items() if k != "_status"}
+            tolerance = golden["tolerance"]
+            assert compare_output(case["output"], slot, tolerance["rel"], tolerance["abs"]) is None, case["id"]
+            checked += 1
+    assert checked == 5 * 400
+
+
 @dataclass(frozen=True)
 class Demo:
     run: dict[str, Any]

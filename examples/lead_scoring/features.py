@@ -6,6 +6,8 @@ same typed frame in training and in production.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -45,38 +47,45 @@ def typed_frame(raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-#: Frames up to this many rows (a real-time group) are prepared value by value; larger ones column by column.
-SMALL_FRAME = 256
-
-
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Model input from a typed frame: placeholders and casing cleaned, numbers as floats, flags as 0/1.
-
-    The rules are :func:`prepare_columns`' (training's). Pandas costs about 0.1 ms per column operation whatever the
-    size, so a small frame (a real-time group) is prepared value by value instead, with the same rules and the same
-    string kernels, for the column types mlsm gives a model (other types go through the pandas expressions);
-    ``tests/test_example_inference.py`` checks both give equal frames.
-    """
-    if len(frame) > SMALL_FRAME:
-        return prepare_columns(frame)
-    out: dict[str, pd.Series] = {}
-    for names, rule, small_rule in (
-        (CATEGORICAL, _categorical, _small_categorical),
-        (NUMERIC, _numeric, _small_numeric),
-        (["Do Not Email"], _flag, _small_flag),
-    ):
-        for name in names:
-            column = small_rule(frame[name])
-            out[name] = rule(frame[name]) if column is None else column
-    return pd.DataFrame(out, index=frame.index)
-
-
-def prepare_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """:func:`prepare` column by column with pandas (what training ran, and the definition of the rules)."""
+    """Model input from a typed frame: placeholders and casing cleaned, numbers as floats, flags as 0/1 (what
+    training runs, column by column with pandas; the definition of the rules)."""
     out = {name: _categorical(frame[name]) for name in CATEGORICAL}
     out.update({name: _numeric(frame[name]) for name in NUMERIC})
     out["Do Not Email"] = _flag(frame["Do Not Email"])
     return pd.DataFrame(out, index=frame.index)
+
+
+def prepare_arrays(columns: dict[str, Any]) -> dict[str, np.ndarray]:
+    """:func:`prepare` on the column arrays a ``batch="columns"`` model receives (missing values NaN), with no
+    pandas: the same rules and, for text, the same string kernels pandas uses (pyarrow's under pandas 3, Python's
+    ``str`` methods otherwise); ``tests/test_example_features.py`` checks both give equal columns."""
+    out: dict[str, np.ndarray] = {}
+    for name in CATEGORICAL:
+        kept = ["missing" if v is None or v != v or v in PLACEHOLDERS else str(v) for v in columns[name].tolist()]
+        unseen = [value for value in dict.fromkeys(kept) if value not in _CLEANED]
+        if unseen:
+            if len(_CLEANED) > 100_000:  # free text would grow it without end
+                _CLEANED.clear()
+            _CLEANED.update(zip(unseen, _clean_texts(unseen)))
+        text = np.empty(len(kept), dtype=object)
+        text[:] = [_CLEANED[value] for value in kept]
+        out[name] = text
+    for name in NUMERIC:
+        out[name] = np.asarray(columns[name], dtype=np.float64)
+    flags = columns["Do Not Email"]
+    out["Do Not Email"] = (flags if flags.dtype == bool else flags == True).astype(np.float64)  # noqa: E712
+    return out
+
+
+_CLEANED: dict[str, str] = {}  # text -> cleaned text: categories repeat, and one kernel call costs ~10 us
+
+
+def _clean_texts(texts: list[str]) -> list[str]:
+    if _ARROW_STRINGS:
+        cleaned: list[str] = pc.utf8_title(pc.utf8_trim_whitespace(pa.array(texts, pa.large_string()))).to_pylist()
+        return cleaned
+    return [text.strip().title() for text in texts]
 
 
 def _categorical(values: pd.Series) -> pd.Series:
@@ -93,35 +102,9 @@ def _flag(values: pd.Series) -> pd.Series:
     return (values.astype(object) == True).astype(np.float64)  # noqa: E712 - NA is not True
 
 
-def _small_categorical(values: pd.Series) -> pd.Series | None:
-    """``_categorical`` value by value for pandas text columns (None for other types). ``.str.strip().str.title()`` of
-    pandas 3 strings are pyarrow's ``utf8_trim_whitespace`` and ``utf8_title``, so those very kernels do it here."""
-    if not _ARROW_STRINGS or not isinstance(values.dtype, pd.StringDtype):
-        return None
-    kept = ["missing" if pd.isna(v) or v in PLACEHOLDERS else str(v) for v in values.tolist()]
-    cleaned = pc.utf8_title(pc.utf8_trim_whitespace(pa.array(kept, pa.large_string()))).to_pylist()
-    return pd.Series(cleaned, index=values.index, dtype=object)
-
-
-def _small_numeric(values: pd.Series) -> pd.Series | None:
-    """``_numeric`` for the numeric columns mlsm gives (int64, float64, and their nullable forms)."""
-    if values.dtype.kind not in "iuf":  # numpy ints and floats, and pandas' Int64/Float64 (their kind is i/f too)
-        return None
-    return pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan), index=values.index)
-
-
-def _small_flag(values: pd.Series) -> pd.Series | None:
-    """``_flag`` for bool columns, and nullable booleans whose missing values are not True."""
-    if values.dtype == bool:
-        return pd.Series(values.to_numpy(dtype=np.float64), index=values.index)
-    if isinstance(values.dtype, pd.BooleanDtype):
-        return pd.Series(values.to_numpy(dtype=np.float64, na_value=0.0), index=values.index)
-    return None
-
-
 def _uses_arrow_strings() -> bool:
     """True when pandas' ``astype(str)`` gives pyarrow-backed strings (pandas 3 with pyarrow), whose ``.str``
-    methods the small path reproduces; otherwise every frame takes the pandas expressions."""
+    methods are pyarrow's kernels; otherwise they are Python's ``str`` methods."""
     text = pd.Series(["a"], dtype=object).astype(str)
     return type(text.array).__name__ == "ArrowStringArray"
 

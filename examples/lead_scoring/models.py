@@ -4,9 +4,11 @@ summary that decides which score wins.
     mlsm models examples/lead_scoring/models.py
     mlsm run examples/lead_scoring/models.py leads.csv --id-field "Prospect ID"
 
-The scikit-learn artifacts are made by ``train.py`` (``mlsm demo`` runs it when they are missing or were made
-by another scikit-learn version) and loaded here, at import. Small frames (a real-time group) are scored by the
-same pipelines compiled into lookups (``inference.py``), with exactly their scores.
+The scikit-learn pipelines are made by ``train.py`` (``mlsm demo`` runs it when they are missing or were made by
+another scikit-learn version) and loaded here by ``Model.from_estimator``, which records each artifact's sha256
+and scikit-learn version in a run's provenance and scores a single lead or a small group through the pipeline's
+compiled form (the same scores, without pandas). ``prepare_arrays`` turns the fields into the pipelines' input, as
+``prepare`` did in training.
 """
 
 from __future__ import annotations
@@ -14,39 +16,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import joblib
-import pandas as pd
-import sklearn
-from features import FIELDS, SMALL_FRAME, prepare
-from inference import compile_pipeline
+from features import FIELDS, prepare_arrays
 
 from mlsm import Field, Model, SummaryModel
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
-def _load(name: str, version: str) -> Any:
+def _pipeline(name: str, version: str, status: str) -> Model:
     path = ARTIFACTS / f"{name}-{version}.joblib"
     if not path.exists():
         raise RuntimeError(f"model artifact {path.name} not found: run python {Path(__file__).with_name('train.py')}")
-    saved = joblib.load(path)
-    if saved["sklearn"] != sklearn.__version__:
-        raise RuntimeError(
-            f"{path.name} was trained with scikit-learn {saved['sklearn']}, this is {sklearn.__version__}: retrain it"
-        )
-    return saved["pipeline"]
-
-
-def _scorer(pipeline: Any) -> Any:
-    # small groups (real time) skip the pipeline's frame handling: same scores, see inference.py
-    compiled = compile_pipeline(pipeline)
-
-    def score(frame: pd.DataFrame) -> pd.DataFrame:
-        features = prepare(frame)
-        model = compiled if compiled is not None and len(features) <= SMALL_FRAME else pipeline
-        return pd.DataFrame({"score": model.predict_proba(features)[:, 1]})
-
-    return score
+    return Model.from_estimator(name, version, path, FIELDS, status=status, prepare=prepare_arrays)
 
 
 # -- the legacy if-then rules, as sales wrote them years ago ------------------------------------------------------
@@ -90,9 +71,9 @@ rules_model = Model(
     status="active",
 )
 
-logit = Model("logit", FIELDS, "1.0", _scorer(_load("logit", "1.0")), status="active", batch=True)
-gbm = Model("gbm", FIELDS, "1.0", _scorer(_load("gbm", "1.0")), status="active", batch=True)
-gbm_challenger = Model("gbm", FIELDS, "2.0", _scorer(_load("gbm", "2.0")), status="draft", batch=True)
+logit = _pipeline("logit", "1.0", "active")
+gbm = _pipeline("gbm", "1.0", "active")
+gbm_challenger = _pipeline("gbm", "2.0", "draft")
 
 # -- the summary: which score wins -------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ planned by :class:`mlsm.Engine`, before any record is scored.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from mlsm.engine import run_single
 from mlsm.engine._plan import STATUSES  # noqa: F401  (re-exported: mlsm.models.STATUSES as before)
@@ -21,7 +21,11 @@ class Model:
     ``fcn(data=..., results=...) -> dict`` is called per record with ``data`` holding the model's declared
     ``fields`` converted to their types, and ``results`` holding the results of the models that ran before it.
     With ``batch=True``, ``fcn(frame) -> DataFrame`` is called with a pandas DataFrame of many valid rows
-    (only the declared fields) and returns one row per input row, in order.
+    (only the declared fields) and returns one row per input row, in order. With ``batch="columns"``,
+    ``fcn(columns) -> dict`` is called with a dict of numpy arrays by field name (missing values NaN, as
+    ``pandas.read_csv`` gives them) and returns a dict of result key -> array or list, one value per input row;
+    no DataFrame is built, which makes one record cheap. :meth:`from_estimator` makes such a model from a fitted
+    scikit-learn estimator.
     """
 
     kind = "model"
@@ -34,7 +38,7 @@ class Model:
         fcn: Callable[..., Any],
         status: str = "draft",
         *,
-        batch: bool = False,
+        batch: bool | Literal["columns"] = False,
     ) -> None:
         self.name = name
         self.fields = fields
@@ -43,11 +47,47 @@ class Model:
         self.status = status
         self.batch = batch
 
+    @classmethod
+    def from_estimator(
+        cls,
+        name: str,
+        version: Any,
+        estimator: Any,
+        fields: Mapping[str, Any],
+        *,
+        output: str | Mapping[str, str] | None = None,
+        status: str = "draft",
+        prepare: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+        small_group: int | None = None,
+    ) -> Model:
+        """A ``batch="columns"`` model scoring with a fitted scikit-learn estimator or ``Pipeline`` (or the path of
+        a joblib file holding one): ``{"score": P(positive class)}`` for a classifier, ``{"prediction": value}``
+        for a regressor, unless ``output`` names a method or maps result keys to methods. ``prepare(columns)``
+        turns the fields' column arrays into the estimator's input columns; groups up to ``small_group`` rows are
+        scored by the compiled form. See :class:`mlsm.estimators.EstimatorScorer` and docs/estimators.md."""
+        from mlsm.estimators import EstimatorScorer
+
+        scorer = EstimatorScorer(
+            estimator,
+            fields,
+            key=f"{name}@{version}",
+            output=output,
+            prepare=prepare,
+            small_group=small_group,
+        )
+        return cls(name, fields, version, scorer, status, batch="columns")
+
     @property
     def scores_frames(self) -> bool:
-        """True when the engine calls ``fcn`` with a DataFrame of many rows: ``batch=True`` on a plain model (a
-        summary model always runs per record). The one answer to "is this a batch model" for every path."""
+        """True when the engine calls ``fcn`` with many rows at once: ``batch=True`` (a DataFrame) or
+        ``batch="columns"`` (a dict of column arrays) on a plain model (a summary model always runs per record).
+        The one answer to "is this a batch model" for every path."""
         return bool(getattr(self, "batch", False)) and not isinstance(self, SummaryModel)
+
+    @property
+    def takes_columns(self) -> bool:
+        """True for a batch model called with a dict of column arrays instead of a DataFrame (``batch="columns"``)."""
+        return getattr(self, "batch", False) == "columns" and not isinstance(self, SummaryModel)
 
     @property
     def key(self) -> str:
@@ -55,7 +95,7 @@ class Model:
         return f"{self.name}@{self.version}"
 
     def __repr__(self) -> str:
-        extra = ", batch=True" if self.batch else ""
+        extra = f", batch={self.batch!r}" if self.batch else ""
         return f"{type(self).__name__}({self.name!r}, version={self.version!r}, status={self.status!r}{extra})"
 
     def execute(self, data: Mapping[str, Any], results: dict[str, Any]) -> dict[str, Any]:

@@ -437,7 +437,7 @@ def test_the_examples_pipelines_compile_and_score_exactly(example_artifacts: Any
     import joblib
 
     raw = leads.generate_leads(400, seed=5)
-    prepared = features_module.prepare_columns(features_module.typed_frame(raw))
+    prepared = features_module.prepare(features_module.typed_frame(raw))
     for path in sorted(example_artifacts.glob("*.joblib")):
         pipeline = joblib.load(path)["pipeline"]
         names = list(pipeline.feature_names_in_)

@@ -85,7 +85,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     model_set = load_model_set(args.models)
     engine = Engine(model_set.models)
     provenance = collect_provenance(model_set.models, default_files=model_set.files())["models"]
-    rows = [("NAME", "VERSION", "STATUS", "KIND", "BATCH", "ORIGIN", "FIELDS")]
+    # COMPILED only for a set with estimator models (Model.from_estimator): small groups compiled, or not and why
+    estimators = any(_compiled(model.fcn) != "-" for model in engine.all_models)
+    rows: list[tuple[str, ...]] = [
+        ("NAME", "VERSION", "STATUS", "KIND", "BATCH", "ORIGIN", *(("COMPILED",) if estimators else ()), "FIELDS")
+    ]
+    notes = []
     for model in engine.all_models:
         fields = ", ".join(f"{name}: {as_field(spec).describe()}" for name, spec in model.fields.items())
         origin = _origin(model_set.source_of(model), provenance[model.key])
@@ -97,11 +102,26 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 model.kind,
                 "yes" if model.scores_frames else "no",
                 origin,
+                *((_compiled(model.fcn),) if estimators else ()),
                 fields or "-",
             )
         )
+        if _compiled(model.fcn) == "no":
+            notes.append(f"{model.key}: scored by the estimator itself, {getattr(model.fcn, 'description', '')}")
     print_table(rows)
+    for note in notes:
+        print(note)
     return EXIT_OK
+
+
+def _compiled(fcn: Any) -> str:
+    """``yes``/``no`` for a model made by ``Model.from_estimator`` (small groups scored by the compiled form or by
+    the estimator itself), ``-`` for any other model."""
+    from mlsm.estimators import EstimatorScorer
+
+    if not isinstance(fcn, EstimatorScorer):
+        return "-"
+    return "yes" if fcn.compiled else "no"
 
 
 def _origin(source: ModelSource, entry: dict[str, Any]) -> str:

@@ -6,16 +6,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlsm.engine._frames import frame_from_record
+from mlsm.engine._frames import arrays_from_record, frame_from_record
 from mlsm.engine._plan import single_step
-from mlsm.engine._slots import error_slot, exception_slot, frame_slots, invalid_slot, output_slot
+from mlsm.engine._slots import array_slots, error_slot, exception_slot, frame_slots, invalid_slot, output_slot
 from mlsm.fields import MISSING, FieldProblem
 
 if TYPE_CHECKING:
     from mlsm.engine._plan import Step
     from mlsm.models import Model
 
-__all__ = ["call_batch", "call_batch_frame", "call_batch_one", "call_record", "record_slot", "run_single", "score_one"]
+__all__ = [
+    "call_batch",
+    "call_batch_frame",
+    "call_batch_one",
+    "call_columns",
+    "call_columns_one",
+    "call_record",
+    "record_slot",
+    "run_single",
+    "score_one",
+]
 
 
 def call_record(step: Step, data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +60,23 @@ def call_batch(step: Step, frame: Any, count: int) -> list[dict[str, Any]]:
     return frame_slots(output, count, step.model.status)
 
 
+def call_columns(step: Step, arrays: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """Call a ``batch="columns"`` model once on ``arrays`` (column arrays of ``count`` rows); one slot per row."""
+    if count == 0:
+        return []
+    try:
+        output = step.call(arrays)
+    except (Exception, SystemExit) as exc:
+        slot = exception_slot(exc, step.model.status)
+        return [{**slot, "_errors": [dict(error) for error in slot["_errors"]]} for _ in range(count)]
+    return array_slots(output, count, step.model.status)
+
+
+def call_columns_one(step: Step, data: dict[str, Any]) -> dict[str, Any]:
+    """A ``batch="columns"`` model's slot for one record's converted ``data`` (one-row arrays, no DataFrame)."""
+    return call_columns(step, arrays_from_record(step, data), 1)[0]
+
+
 def call_batch_one(step: Step, data: dict[str, Any]) -> dict[str, Any]:
     """A batch model's slot for one record's converted ``data``."""
     return call_batch(step, frame_from_record(step, data), 1)[0]
@@ -74,6 +101,8 @@ def score_one(step: Step, source: Mapping[str, Any], results: dict[str, Any]) ->
             bad.append((check.name, exc.problem))
     if bad:
         return invalid_slot(bad, step.model.status)
+    if step.columns:
+        return call_columns_one(step, data)
     if step.batch:
         return call_batch_one(step, data)
     return call_record(step, data, results)

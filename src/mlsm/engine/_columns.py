@@ -1,13 +1,14 @@
 """The chunk path: ``length`` rows given as columns, each field's column converted once, then each model in turn on
-its valid rows (a batch model once on a DataFrame of them, a per-record model row by row)."""
+its valid rows (a batch model once on a DataFrame of them, or on a dict of their column arrays, a per-record model
+row by row)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlsm.engine._calls import call_batch, call_record, record_slot
-from mlsm.engine._frames import frame_from_columns, own_copy
+from mlsm.engine._calls import call_batch, call_columns, call_record, record_slot
+from mlsm.engine._frames import arrays_from_columns, frame_from_columns, own_copy
 from mlsm.engine._slots import invalid_slot
 from mlsm.engine._timeouts import ModelCaller
 from mlsm.fields import ColumnResult, FieldCheck
@@ -37,7 +38,9 @@ def score_columns(
     for step in steps:
         bad = _problems_by_row(step, converted)
         valid = [r for r in range(length) if r not in bad] if bad else range(length)
-        if step.batch:
+        if step.columns:
+            slots = call_columns(step, arrays_from_columns(step, converted, valid, length), len(valid))
+        elif step.batch:
             shape = tuple(step.slots)  # the same fields: the same valid rows, the same frame
             if shape not in frames:
                 frames[shape] = frame_from_columns(step, converted, valid, length)

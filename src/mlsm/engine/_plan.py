@@ -55,6 +55,11 @@ class Step:
     def batch(self) -> bool:
         return self.model.scores_frames
 
+    @property
+    def columns(self) -> bool:
+        """A batch model that takes a dict of column arrays instead of a DataFrame (``batch="columns"``)."""
+        return bool(getattr(self.model, "takes_columns", False))
+
 
 @dataclass(eq=False)
 class Plan:
@@ -133,6 +138,12 @@ def _check_models(models: Sequence[Model]) -> None:
             )
         if not callable(model.fcn):
             raise ModelDefinitionError(f"model {model.key!r}: fcn must be callable, got {model.fcn!r}")
+        batch = getattr(model, "batch", False)
+        if not (isinstance(batch, bool) or batch == "columns"):
+            raise ModelDefinitionError(
+                f"model {model.key!r}: batch must be False, True (a DataFrame) or 'columns' (a dict of arrays), "
+                f"got {batch!r}"
+            )
         if not isinstance(model.fields, Mapping):
             raise ModelDefinitionError(
                 f"model {model.key!r}: fields must map field names to types, got {type(model.fields).__name__}"

@@ -13,7 +13,7 @@ The generated function reads, in order:
    ``problems[i]``;
 2. every model in running order (:meth:`_Source.add_model`): an invalid-input slot when one of its fields has a
    problem, else its call and output check; models reading the same fields copy one data dict, batch models reading
-   the same fields copy one frame;
+   the same fields copy one frame (``batch="columns"`` models get one-row arrays and no frame);
 3. ``return results``.
 """
 
@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlsm.engine._calls import call_batch_frame, call_batch_one, score_one
+from mlsm.engine._calls import call_batch_frame, call_batch_one, call_columns_one, score_one
 from mlsm.engine._frames import frame_from_record, own_copy
 from mlsm.engine._slots import exception_slot, invalid_slot, output_slot
 from mlsm.fields import MISSING, FieldCheck, FieldProblem
@@ -94,6 +94,7 @@ class _Source:
             "finish": output_slot,
             "call_batch_one": call_batch_one,
             "call_batch_frame": call_batch_frame,
+            "call_columns_one": call_columns_one,
             "frame_one": frame_from_record,
             "own_copy": own_copy,
             "LIMIT": _STR_MEMO_LIMIT,
@@ -102,7 +103,7 @@ class _Source:
         self._names: set[str] = set()  # model names with a results entry already
         self._dicts: dict[tuple[int, ...], int] = {}  # models reading the same fields copy one data dict
         self._shapes = Counter(tuple(step.slots) for step in steps)
-        self._batch_shapes = Counter(tuple(step.slots) for step in steps if step.batch)
+        self._batch_shapes = Counter(tuple(step.slots) for step in steps if step.batch and not step.columns)
         self._frames: dict[tuple[int, ...], int] = {}  # batch models reading the same fields share one frame build
 
     def add_field(self, i: int, check: FieldCheck) -> None:
@@ -144,12 +145,15 @@ class _Source:
             }
         )
         shape = tuple(step.slots)
-        reuse_frame = step.batch and shape in self._frames
+        frames = step.batch and not step.columns
+        reuse_frame = frames and shape in self._frames
         data = "" if reuse_frame else self._data(k, step)  # a reused frame needs no data: it is copied
         self.lines.append(f"    if problems is not None and not idx{k}.isdisjoint(problems):")
         self.lines.append(f"        slot = invalid(problems, pairs{k}, status{k})")
         self.lines.append("    else:")
-        if step.batch:
+        if step.columns:  # one-row arrays from the values: no DataFrame on this path
+            self.lines.append(f"        slot = call_columns_one(step{k}, {data})")
+        elif step.batch:
             self._batch_call(k, shape, data, reuse_frame)
         else:
             self._record_call(k, data)

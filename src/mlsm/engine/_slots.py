@@ -22,6 +22,7 @@ from mlsm.fields import MISSING_REQUIRED
 
 __all__ = [
     "BadOutput",
+    "array_slots",
     "clean_result",
     "clean_value",
     "describe_error",
@@ -182,6 +183,40 @@ def frame_slots(output: Any, count: int, status: str) -> list[dict[str, Any]]:
         return [error_slot(f"bad output: column name {bad_key!r} is not a string", status=status) for _ in range(count)]
     row_errors: dict[int, str] = {}
     columns = [_clean_column(key, output[key].to_numpy(), row_errors) for key in keys]
+    slots = _slot_builder(tuple(keys))(columns, status, count)
+    for row, problem in row_errors.items():
+        slots[row] = error_slot(problem, status=status)
+    return slots
+
+
+def array_slots(output: Any, count: int, status: str) -> list[dict[str, Any]]:
+    """One slot per row of a ``batch="columns"`` model's ``output`` for ``count`` input rows: a mapping of result
+    key -> array or list of ``count`` values (a DataFrame is taken too); every row an error slot when it is not,
+    one row an error slot when its value cannot be stored."""
+    if not isinstance(output, Mapping):
+        if type(output).__name__ == "DataFrame":
+            return frame_slots(output, count, status)
+        message = f"bad output: expected a dict of result columns with {count} values each, got {type(output).__name__}"
+        return [error_slot(message, status=status) for _ in range(count)]
+    keys = list(output)
+    bad_key = next((key for key in keys if not isinstance(key, str)), None)
+    if bad_key is not None:
+        return [error_slot(f"bad output: key {bad_key!r} is not a string", status=status) for _ in range(count)]
+    arrays = []
+    for key in keys:
+        value = output[key]
+        array = value if isinstance(value, np.ndarray) else None
+        if array is None:
+            array = np.empty(len(value), dtype=object) if isinstance(value, (list, tuple)) else None
+            if array is not None:
+                array[:] = value
+        if array is None or array.ndim != 1 or len(array) != count:
+            got = f"{len(value)} values" if hasattr(value, "__len__") else type(value).__name__
+            message = f"bad output: result {key!r} must have {count} values (one per input row), got {got}"
+            return [error_slot(message, status=status) for _ in range(count)]
+        arrays.append(array)
+    row_errors: dict[int, str] = {}
+    columns = [_clean_column(key, array, row_errors) for key, array in zip(keys, arrays)]
     slots = _slot_builder(tuple(keys))(columns, status, count)
     for row, problem in row_errors.items():
         slots[row] = error_slot(problem, status=status)

@@ -218,6 +218,8 @@ class ModelCaller:
 
 def _rows(frame: Any) -> int:
     try:
+        if isinstance(frame, dict):  # batch="columns": a dict of equal-length column arrays
+            return len(next(iter(frame.values()))) if frame else 1
         return len(frame)
     except TypeError:
         return 1

@@ -610,6 +610,8 @@ class _Trees:
     def leaves(self, matrix: np.ndarray) -> np.ndarray:
         """(trees, rows) leaf index of every row in every tree; ``matrix`` is (rows, features) float64."""
         n = matrix.shape[0]
+        if n == 1:
+            return self._leaves_of_one(matrix[0])
         by_feature = np.ascontiguousarray(matrix.T).reshape(-1)
         node = np.repeat(self.roots, n, axis=1)
         rows = np.arange(n)
@@ -622,6 +624,23 @@ class _Trees:
                 right |= np.isnan(value) & self.missing_right[node]
             node = self.children[2 * node + right]
         return node
+
+    def _leaves_of_one(self, row: np.ndarray) -> np.ndarray:
+        """:meth:`leaves` for one row: every node's comparison made at once (one pass over the node table), then
+        each tree followed down through the chosen children; the same comparisons, so the same leaves."""
+        value = row[self.feature]
+        right = value > self.threshold
+        if self.missing_right is not None and np.isnan(row).any():
+            right |= np.isnan(value) & self.missing_right
+        chosen = self.children[2 * self._node_ids + right]
+        node = self.roots[:, 0]
+        for _ in range(self.depth):
+            node = chosen[node]
+        return node.reshape(-1, 1)
+
+    @functools.cached_property
+    def _node_ids(self) -> np.ndarray:
+        return np.arange(len(self.feature), dtype=np.intp)
 
 
 def _tree_table(trees: list[Any], leaf_value: Callable[[Any], np.ndarray], missing: bool) -> tuple[_Trees, np.ndarray]:
@@ -972,6 +991,8 @@ def _numeric_column(values: Any, name: str) -> np.ndarray:
 
 
 def _categorical_column(values: Any) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:
+        return values  # the steps read it and make new arrays; it is never written to
     column = np.empty(len(values), dtype=object)
     column[:] = values.tolist() if isinstance(values, np.ndarray) else list(values)
     return column

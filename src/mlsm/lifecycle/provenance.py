@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsm._paths import is_library_file
+from mlsm._paths import is_user_file
 from mlsm.errors import ModelCodeChanged
 from mlsm.lifecycle.git import TreeState, find_repository, is_tracked, tree_state
 
@@ -76,7 +76,7 @@ def source_file(model: Model, default: Path | None = None) -> Path | None:
     if not name:
         return default
     path = Path(name).resolve()
-    if not path.is_file() or is_library_file(path):
+    if not is_user_file(str(path)):  # mlsm's own callables (Model.from_estimator's scorer) included
         return default
     return path
 
@@ -165,7 +165,8 @@ def collect_provenance(
     user file); ``origins`` maps a model key to where a project took it from (recorded as ``origin``); ``loaded``
     maps a file to the hash of the bytes its import ran (see :func:`model_digests`). An entry
     holds ``status``, ``kind``, ``source``, ``sha256`` and, in a git working tree, ``git`` (root, commit, branch,
-    tags, dirty) and ``tracked``.
+    tags, dirty) and ``tracked``; a model made from a joblib file (``Model.from_estimator``) also ``artifact``: its
+    path, ``sha256`` and the scikit-learn version it was saved with.
     """
     states: dict[Path, TreeState] = {}
     tracked: dict[Path, bool] = {}
@@ -186,6 +187,9 @@ def collect_provenance(
                 entry["tracked"] = tracked[path]
             else:
                 entry["git"] = None
+        artifact = getattr(model.fcn, "artifact", None)  # a model made from a saved estimator (from_estimator)
+        if isinstance(artifact, Mapping):
+            entry["artifact"] = dict(artifact)
         origin = (origins or {}).get(model.key)
         if origin is not None:
             entry["origin"] = dict(origin)
