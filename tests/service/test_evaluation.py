@@ -216,7 +216,14 @@ async def test_the_report_shows_the_verdict_once_outcomes_follow_scored_leads(
         assert "ranks better" not in young.text
         only = await client.get("/report", params={"model": ["lead@1"], "as_of": "latest"})
         assert only.status_code == 200 and "ranks better" not in only.text
+        # the drift table of two runs, as mlsm report --reference --current draws it (here the run against itself)
+        run = service.runtime.run.id
+        drift = await client.get("/report", params={"reference": run, "current": run})
+        assert drift.status_code == 200 and "Stable" in drift.text and "No drift computed" not in drift.text
+        assert "No drift computed" in page.text
         for params, detail in [
+            ({"reference": run}, "give both query parameters 'reference' and 'current'"),
+            ({"reference": "nope", "current": run}, "no run 'nope' in the store"),
             ({"as_of": "never"}, "invalid query parameter 'as_of' = 'never'"),
             ({"mature_days": -1}, "invalid query parameter 'mature_days' = '-1'"),
             ({"since": "last week"}, "invalid query parameter 'since' = 'last week': bad decision time"),
@@ -250,8 +257,8 @@ def test_a_real_server_serves_the_report_and_it_renders_in_chromium(
         total, missing = undrawn
         assert total >= 8 and missing == []
         assert page.errors == [] and page.failed_requests == []
-        # the page asks for nothing more (the browser's own favicon request over http is not the page's)
-        assert [url for url in page.requests if not url.endswith("/favicon.ico")] == [page.url]
+        # the page asks for nothing more (the browser asks for a favicon over http: 204, nothing logged)
+        assert [url for url in page.requests if url != server.url + "/favicon.ico"] == [page.url]
         assert page.screenshot(tmp_path / "report.png").stat().st_size > 50_000
     finally:
         page.close()

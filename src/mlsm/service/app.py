@@ -8,6 +8,7 @@ Endpoints::
     GET  /v1/results/{id}     the id's current document (?history=true: every document, newest first); 404
     POST /v1/admin/reload     re-import + preflight + atomic swap; 409 with the reasons when refused
     GET  /report              the evaluation report (mlsm report's HTML page) of the service's store
+    GET  /favicon.ico         204: a browser showing /report asks for it
     GET  /openapi.json        OpenAPI 3.1, with the live set's input fields as the record schema
     GET  /healthz /readyz /metrics    open even when an API key is configured
 
@@ -59,6 +60,7 @@ from mlsm.errors import (
     RequestError,
     ResultNotStored,
     ResultRefused,
+    RunError,
     StoreError,
 )
 from mlsm.ids import normalize_id
@@ -215,9 +217,20 @@ async def _report(
     since: Annotated[str | None, Query(description="only outcomes decided at or after (ISO 8601 or unix s)")] = None,
     until: Annotated[str | None, Query(description="only outcomes decided before (ISO 8601 or unix s)")] = None,
     model: Annotated[list[str] | None, Query(description="a model to evaluate, NAME@VERSION (repeat)")] = None,
+    reference: Annotated[str | None, Query(description="the drift table's reference run (with current)")] = None,
+    current: Annotated[str | None, Query(description="the run compared with the reference")] = None,
 ) -> Response:
     runtime = _runtime(request)
-    options = report_options(as_of=as_of, key=key, models=model, since=since, until=until, mature_days=mature_days)
+    options = report_options(
+        as_of=as_of,
+        key=key,
+        models=model,
+        since=since,
+        until=until,
+        mature_days=mature_days,
+        reference=reference,
+        current=current,
+    )
     loop = asyncio.get_running_loop()
     # the join and the statistics read the whole store: on a thread, one report at a time, so scoring goes on
     async with request.app.state.reports:
@@ -225,7 +238,15 @@ async def _report(
             page = await loop.run_in_executor(None, functools.partial(report_page, runtime.store.url, **options))
         except StoreError as exc:
             return _error(request, 503, f"the report cannot read the store: {exc}")
+        except RunError as exc:  # a drift run that is not in the store, or whose profile cannot be read
+            return _error(request, 422, str(exc))
     return HTMLResponse(page)
+
+
+@_route("GET", "/favicon.ico", include_in_schema=False)
+async def _favicon() -> Response:
+    # a browser showing /report asks for it: no icon, and no 404 in its console or in the access log
+    return Response(status_code=204)
 
 
 @_route("GET", "/v1/models", summary="The live model set", tags=["models"])
