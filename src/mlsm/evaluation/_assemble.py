@@ -182,6 +182,8 @@ def build_report(
             notes.append(f"{model.model} scored none of these outcomes.")
     else:
         histograms = histograms_of(current_scores(store, joined.key if joined else "score"))
+        if joined is not None and joined.too_young:  # else the page would say there are no outcomes at all
+            notes.append(f"All {joined.too_young:,} outcomes were left out: their decisions are too recent to judge.")
     return ReportData(
         title=title,
         source=redact_url(store.url),

@@ -3,9 +3,12 @@
 Endpoints::
 
     POST /v1/score            one record -> its result document; {"records": [...]} -> {"results": [...]}
+    POST /v1/outcomes         one outcome or {"outcomes": [...]} -> {"stored": n, "outcomes": [...]} once committed
     GET  /v1/models           the live model set: generation, source hash, each model's fields
     GET  /v1/results/{id}     the id's current document (?history=true: every document, newest first); 404
     POST /v1/admin/reload     re-import + preflight + atomic swap; 409 with the reasons when refused
+    GET  /report              the evaluation report (mlsm report's HTML page) of the service's store
+    GET  /favicon.ico         204: a browser showing /report asks for it
     GET  /openapi.json        OpenAPI 3.1, with the live set's input fields as the record schema
     GET  /healthz /readyz /metrics    open even when an API key is configured
 
@@ -14,19 +17,21 @@ Error contract of ``/v1/score``: malformed JSON 400; a JSON value that is not a 
 body over the limit 413 (the rest is not read), more records than ``max_records`` 413; a body that is not
 ``application/json`` 415 (every ``POST``); a field a model needs that is missing or invalid: 200 with ``_error`` in
 that model's slot; results the store refuses for good: 422; results that cannot be stored now: 503 with
-Retry-After. Every error, a bad query parameter's and a 500's included, is ``{"detail": "...", "request_id": "..."}``.
+Retry-After. ``/v1/outcomes`` follows it (:mod:`mlsm.service.evaluation`): an item that breaks a rule of
+``mlsm outcomes load`` is 422 naming the item and why, and nothing of the request is stored. Every error, a bad
+query parameter's and a 500's included, is ``{"detail": "...", "request_id": "..."}``.
 
-Keys (:mod:`mlsm.service.keys`): with scoring keys, ``/v1/...`` and the OpenAPI document need one (or an admin
-key); ``/v1/admin/...`` needs an admin key when admin keys are configured (a scoring key there: 403), else it
-answers loopback clients only (403 otherwise). A request let in without any key must name a loopback ``Host`` and
+Keys (:mod:`mlsm.service.keys`): with scoring keys, ``/v1/...``, ``/report`` and the OpenAPI document need one (or
+an admin key); ``/v1/admin/...`` needs an admin key when admin keys are configured (a scoring key there: 403), else
+it answers loopback clients only (403 otherwise). A request let in without any key must name a loopback ``Host`` and
 ``Origin`` (if it sends one): a web page open on this machine cannot score or reload (DNS rebinding, CSRF).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
-import json
 import os
 import re
 import secrets
@@ -35,26 +40,36 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from mlsm._version import __version__
 from mlsm.documents import encode, encode_value
-from mlsm.errors import InvalidId, QueueFull, ReloadError, RequestError, ResultNotStored, ResultRefused
+from mlsm.errors import (
+    InvalidId,
+    QueueFull,
+    ReloadError,
+    RequestError,
+    ResultNotStored,
+    ResultRefused,
+    RunError,
+    StoreError,
+)
 from mlsm.ids import normalize_id
+from mlsm.service._bodies import check_text, decode_json, json_kind, record_id
+from mlsm.service.evaluation import outcomes_answer, report_options, report_page, request_outcomes
 from mlsm.service.keys import ADMIN, SCORING
 from mlsm.service.modelset import ServingSet, settings_changes
 from mlsm.service.openapi import add_model_schemas
 from mlsm.service.runtime import ServiceRuntime
-from mlsm.unicode import text_problem
 
 __all__ = ["JSON", "Message", "Receive", "Scope", "Send", "create_app"]
 
@@ -67,6 +82,7 @@ JSON = "application/json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")
 _OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_GUARDED_PATHS = frozenset({"/openapi.json", "/report"})  # beside /v1/...: behind the scoring key
 
 
 def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastAPI:
@@ -84,6 +100,7 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
     app.state.runtime = runtime
     app.state.handle_sighup = handle_sighup
     app.state.openapi = {}  # the OpenAPI document by the generation it describes
+    app.state.reports = asyncio.Semaphore(1)  # GET /report builds one page at a time
     for path, endpoint, options in _ROUTES:
         app.add_api_route(path, endpoint, **options)
     app.add_exception_handler(RequestError, _bad_request)  # type: ignore[arg-type]
@@ -163,6 +180,73 @@ async def _score(request: Request) -> Response:
         return _error(request, 503, str(exc), headers={"Retry-After": "5"})
     content = await loop.run_in_executor(None, _response_text, documents.json(), single)
     return Response(content, media_type=JSON)
+
+
+@_route("POST", "/v1/outcomes", summary="Store outcomes: one, or {'outcomes': [...]}", tags=["evaluation"])
+async def _outcomes(request: Request) -> Response:
+    runtime = _runtime(request)
+    settings = runtime.settings
+    body = await _read_body(request, settings.max_body_bytes)
+    loop = asyncio.get_running_loop()
+    outcomes = await loop.run_in_executor(None, request_outcomes, body, settings.id_field, settings.max_records)
+    del body
+    try:
+        await runtime.store_outcomes(outcomes)
+    except ResultRefused as exc:
+        return _error(request, 422, str(exc))
+    except ResultNotStored as exc:
+        return _error(request, 503, str(exc), headers={"Retry-After": "5"})
+    return JSONResponse(outcomes_answer(outcomes, settings.id_field))
+
+
+@_route(
+    "GET",
+    "/report",
+    summary="The evaluation report of the service's store (the page mlsm report writes)",
+    tags=["evaluation"],
+    response_class=HTMLResponse,
+)
+async def _report(
+    request: Request,
+    as_of: Annotated[
+        Literal["decision", "first", "latest"],
+        Query(description="which score counts: the newest at or before the decision, the first, the current"),
+    ] = "decision",
+    key: Annotated[str, Query(description="the result key holding the score")] = "score",
+    mature_days: Annotated[float | None, Query(ge=0, description="judge only decisions at least N days old")] = None,
+    since: Annotated[str | None, Query(description="only outcomes decided at or after (ISO 8601 or unix s)")] = None,
+    until: Annotated[str | None, Query(description="only outcomes decided before (ISO 8601 or unix s)")] = None,
+    model: Annotated[list[str] | None, Query(description="a model to evaluate, NAME@VERSION (repeat)")] = None,
+    reference: Annotated[str | None, Query(description="the drift table's reference run (with current)")] = None,
+    current: Annotated[str | None, Query(description="the run compared with the reference")] = None,
+) -> Response:
+    runtime = _runtime(request)
+    options = report_options(
+        as_of=as_of,
+        key=key,
+        models=model,
+        since=since,
+        until=until,
+        mature_days=mature_days,
+        reference=reference,
+        current=current,
+    )
+    loop = asyncio.get_running_loop()
+    # the join and the statistics read the whole store: on a thread, one report at a time, so scoring goes on
+    async with request.app.state.reports:
+        try:
+            page = await loop.run_in_executor(None, functools.partial(report_page, runtime.store.url, **options))
+        except StoreError as exc:
+            return _error(request, 503, f"the report cannot read the store: {exc}")
+        except RunError as exc:  # a drift run that is not in the store, or whose profile cannot be read
+            return _error(request, 422, str(exc))
+    return HTMLResponse(page)
+
+
+@_route("GET", "/favicon.ico", include_in_schema=False)
+async def _favicon() -> Response:
+    # a browser showing /report asks for it: no icon, and no 404 in its console or in the access log
+    return Response(status_code=204)
 
 
 @_route("GET", "/v1/models", summary="The live model set", tags=["models"])
@@ -274,7 +358,10 @@ async def _bad_parameter(request: Request, exc: RequestValidationError) -> Respo
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 404:
-        message = f"no endpoint {request.url.path!r}: the endpoints are /v1/score, /v1/models, /v1/results/{{id}}"
+        message = (
+            f"no endpoint {request.url.path!r}: the endpoints are /v1/score, /v1/outcomes, /v1/models, "
+            "/v1/results/{id}, /report"
+        )
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
     else:
@@ -324,67 +411,31 @@ def _request_records(body: bytes, id_field: str, max_records: int) -> tuple[list
     ids = []
     for i, record in enumerate(records):
         where = "the record" if single else f"records[{i}]"
-        _check_text(record, where)
-        ids.append(_record_id(record, id_field, None if single else i))
+        check_text(record, where)
+        ids.append(record_id(record, id_field, where))
     return records, ids, single
-
-
-def _check_text(record: dict[str, Any], where: str) -> None:
-    """``RequestError`` 422 naming the field when a key or string in ``record`` (at any depth) is not valid Unicode
-    (the one rule of :mod:`mlsm.unicode`): a lone surrogate such as ``"\\udc00"`` is valid JSON, but no model
-    frame or store can hold it."""
-    for key, value in record.items():
-        problem = text_problem(key)
-        if problem is not None:
-            raise RequestError(422, f"{where}: the field name {key!r} is text that is not valid Unicode ({problem})")
-        problem = text_problem(value)
-        if problem is not None:
-            raise RequestError(422, f"{where}: field {key!r} holds text that is not valid Unicode ({problem})")
 
 
 def _response_text(texts: list[str], single: bool) -> str:
     return texts[0] if single else '{"results":[' + ",".join(texts) + "]}"
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _parse_records(body: bytes, id_field: str) -> tuple[list[dict[str, Any]], bool]:
     """The records of a body and whether it was a single record; ``RequestError`` 400/422 naming the problem."""
-    if not body.strip():
-        raise RequestError(400, "malformed JSON: the body is empty; send a JSON object")
-    try:
-        value = json.loads(body, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise RequestError(400, f"malformed JSON: {exc}") from None
+    value = decode_json(body)
     if not isinstance(value, dict):
-        raise RequestError(422, f'expected a JSON object (one record) or {{"records": [...]}}, got {_json_kind(value)}')
+        raise RequestError(422, f'expected a JSON object (one record) or {{"records": [...]}}, got {json_kind(value)}')
     if len(value) == 1 and "records" in value and id_field != "records":
         records = value["records"]
         if not isinstance(records, list):
-            raise RequestError(422, f'"records" must be a list of JSON objects, got {_json_kind(records)}')
+            raise RequestError(422, f'"records" must be a list of JSON objects, got {json_kind(records)}')
         if not records:
             raise RequestError(422, '"records" is empty: send at least one record')
         for i, record in enumerate(records):
             if not isinstance(record, dict):
-                raise RequestError(422, f"records[{i}] must be a JSON object (one record), got {_json_kind(record)}")
+                raise RequestError(422, f"records[{i}] must be a JSON object (one record), got {json_kind(record)}")
         return records, False
     return [value], True
-
-
-def _record_id(record: dict[str, Any], id_field: str, index: int | None) -> str:
-    """The record's id by the one id rule (as batch runs store it); ``RequestError`` 422 naming the problem."""
-    where = "the record" if index is None else f"records[{index}]"
-    value = record.get(id_field)
-    try:
-        return normalize_id(value)
-    except InvalidId as exc:
-        if value is None:
-            raise RequestError(422, f"{where} has no {id_field!r} (the id field)") from None
-        if exc.missing:
-            raise RequestError(422, f"{where} has an empty {id_field!r} (the id field)") from None
-        raise RequestError(422, f"{where}: {id_field!r} (the id field) {exc.reason}") from None
 
 
 def _requested_id(text: str, id_field: str) -> str:
@@ -393,22 +444,6 @@ def _requested_id(text: str, id_field: str) -> str:
         return normalize_id(text)
     except InvalidId as exc:
         raise RequestError(422, f"the {id_field!r} asked for {exc.reason}") from None
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _request_id(request: Request) -> str:
@@ -502,7 +537,7 @@ class _Edge:
 
     def _refusal(self, scope: Scope, path: str) -> tuple[int, str] | None:
         """Why the request is refused before the app sees it, as (status, detail), or None."""
-        if path in _OPEN_PATHS or not (path.startswith("/v1/") or path == "/openapi.json"):
+        if path in _OPEN_PATHS or not (path.startswith("/v1/") or path in _GUARDED_PATHS):
             return None
         headers = _headers(scope)
         keys = self.runtime.keys

@@ -76,6 +76,9 @@ class ServiceMetrics:
         )
         self.records = Counter("mlsm_records_scored", "Records scored", registry=r)
         self.stored = Counter("mlsm_results_stored", "Result documents committed to the store", registry=r)
+        self.outcomes = Counter(
+            "mlsm_outcomes_stored", "Outcomes committed to the store (POST /v1/outcomes)", registry=r
+        )
         self.write_seconds = Histogram(
             "mlsm_store_write_duration_seconds",
             "Time of one store write (a batch)",

@@ -2,7 +2,7 @@
 
 FastAPI describes the routes; :func:`add_model_schemas` adds what only the model set knows: every input field
 (type, bounds, choices, which models read it and whether they require it), the shape of ``POST /v1/score``'s
-body and answers, and the bearer scheme when an API key is configured.
+and ``POST /v1/outcomes``' bodies and answers, and the bearer scheme when an API key is configured.
 """
 
 from __future__ import annotations
@@ -92,13 +92,104 @@ def add_model_schemas(document: dict[str, Any], model_set: ServingSet, *, id_fie
         ),
         "503": _error_response("Results could not be stored (queue full or store unavailable); retry later"),
     }
+    _describe_outcomes(document, schemas, id_field)
+    document["paths"]["/report"]["get"]["description"] = (
+        "The page `mlsm report` writes, for the service's store: runs, score distributions and, with outcomes, the "
+        "evaluation, champion vs challenger and the verdict. One self-contained HTML page (it loads nothing from "
+        "the network). The query parameters are `mlsm report`'s join options."
+    )
     if api_key:
         components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         for path, methods in document["paths"].items():
             for method in methods.values():
-                if path.startswith("/v1/"):
+                if path.startswith("/v1/") or path == "/report":
                     method["security"] = [{"bearer": []}]
                     method.setdefault("responses", {})["401"] = _error_response("Missing or invalid API key")
+
+
+def _describe_outcomes(document: dict[str, Any], schemas: dict[str, Any], id_field: str) -> None:
+    """The body and answers of ``POST /v1/outcomes`` (the rules of ``mlsm outcomes load``)."""
+    schemas["Outcome"] = {
+        "type": "object",
+        "required": [id_field, "outcome"],
+        "properties": {
+            id_field: {
+                "type": ["string", "integer"],
+                "maxLength": MAX_ID_LENGTH,
+                "description": "The lead's id, by the rule its results were stored with.",
+            },
+            "outcome": {
+                "type": ["integer", "boolean", "string"],
+                "description": "0/1, true/false, yes/no (any case); with `positive`, a label (1 when it is one of "
+                "them, else 0).",
+            },
+            "at": {
+                "type": ["string", "number"],
+                "description": "When the decision was made: ISO 8601 (UTC without a zone) or unix seconds. Left "
+                "out: the time of the request.",
+            },
+        },
+        "additionalProperties": False,
+    }
+    schemas["Outcomes"] = {
+        "type": "object",
+        "required": ["outcomes"],
+        "properties": {
+            "outcomes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Outcome"}},
+            "positive": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string"},
+                "description": "The outcome labels meaning 1 (compared ignoring case and surrounding blanks); any "
+                "other value means 0.",
+            },
+        },
+        "additionalProperties": False,
+    }
+    stored = {
+        "type": "object",
+        "properties": {
+            "stored": {"type": "integer"},
+            "outcomes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        id_field: {"type": "string"},
+                        "outcome": {"type": "integer", "enum": [0, 1]},
+                        "at": {"type": "number", "description": "unix seconds"},
+                        "label": {"type": "string", "description": "the outcome as sent"},
+                    },
+                },
+            },
+        },
+    }
+    operation = document["paths"]["/v1/outcomes"]["post"]
+    operation["description"] = (
+        'Send one outcome or {"outcomes": [...]} (optionally with "positive"). Each id\'s outcome replaces the one '
+        "it had (every outcome is kept as history). The response comes once they are stored."
+    )
+    operation["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [{"$ref": "#/components/schemas/Outcome"}, {"$ref": "#/components/schemas/Outcomes"}]
+                }
+            }
+        },
+    }
+    operation["responses"] = {
+        "200": {"description": "The stored outcomes, in order", "content": {"application/json": {"schema": stored}}},
+        "400": _error_response("Malformed JSON"),
+        "413": _error_response("Body over the size limit, or more outcomes than the limit"),
+        "415": _error_response("The body is not declared application/json"),
+        "422": _error_response(
+            "An item without the id, with a bad outcome or time, or another field (nothing is stored); or outcomes "
+            "the store refuses for good"
+        ),
+        "503": _error_response("The outcomes could not be stored now; retry later"),
+    }
 
 
 def _error_response(description: str) -> dict[str, Any]:

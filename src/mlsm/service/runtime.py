@@ -30,6 +30,7 @@ from mlsm.service.modelset import LiveModels, ServingSet, load_serving_set_withi
 from mlsm.service.settings import ServiceSettings
 from mlsm.service.writer import ResultWriter
 from mlsm.stores import RunRecord, Store, open_store
+from mlsm.stores.outcomes import Outcome
 
 __all__ = ["ServiceRuntime", "load_first_set", "new_service_run_id", "record_set", "service_run_info", "set_info"]
 
@@ -156,6 +157,12 @@ class ServiceRuntime:
         batch = await asyncio.get_running_loop().run_in_executor(None, self._batch, ids, results)
         await self.writer.submit(batch, Sample(model_set.engine, records, results))  # drift profile sample
         return batch
+
+    async def store_outcomes(self, outcomes: list[Outcome]) -> None:
+        """Store ``outcomes`` (one transaction, on the writer's thread) and return once committed; raises
+        ``ResultNotStored`` (``ResultRefused``) as :meth:`score` does."""
+        await self.writer.write_outcomes(outcomes)
+        self.metrics.outcomes.inc(len(outcomes))
 
     def _batch(self, ids: list[str], results: list[dict[str, Any]]) -> Documents:
         self.metrics.count_results(results)

@@ -9,6 +9,9 @@ up to ``wait_ms`` for room, then gets :class:`~mlsm.errors.QueueFull` (503). An 
 refuses a group for good (any other error: a document it cannot hold) is given each request's batch alone, so only
 the requests whose documents it refuses fail, with :class:`~mlsm.errors.ResultRefused` (422). So a 200 always
 means stored. :meth:`ResultWriter.close` writes whatever is queued before it returns (SIGTERM's drain).
+
+Outcomes (``POST /v1/outcomes``) are written by :meth:`ResultWriter.write_outcomes` on the same thread, between
+groups: the store object is shared, and one thread at a time keeps each write's transaction its own.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from mlsm.errors import MlsmError, QueueFull, ResultNotStored, ResultRefused, St
 from mlsm.runs._counts import Counts
 from mlsm.runs._profiles import Sample, profile_samples
 from mlsm.stores.base import RunRecord, Store
+from mlsm.stores.outcomes import Outcome
 
 __all__ = ["PROFILE_SECONDS", "ResultWriter"]
 
@@ -72,6 +76,7 @@ class ResultWriter:
         self._cond: asyncio.Condition | None = None
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._side: set[asyncio.Future[float]] = set()  # outcome writes in flight, waited for by close()
         # one thread: the store sees one write at a time, in queue order
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="mlsm-writer")
 
@@ -112,6 +117,16 @@ class ResultWriter:
             cond.notify_all()
         await future
 
+    async def write_outcomes(self, outcomes: list[Outcome]) -> None:
+        """Store ``outcomes`` in one transaction on the writer's thread and return once committed; an unavailable
+        store is retried as for results, then ``ResultNotStored``; a refusal for good ``ResultRefused``."""
+        if self._cond is None or self._closing:
+            raise ResultNotStored("the service is shutting down: outcomes not stored")
+        write = asyncio.ensure_future(self._on_thread("outcomes", self.store.write_outcomes, outcomes))
+        self._side.add(write)
+        write.add_done_callback(self._side.discard)
+        await asyncio.shield(write)  # a client gone does not cut the write: close() still waits for it
+
     async def close(self) -> None:
         """Write everything queued, then stop (requests submitted from now on get ``ResultNotStored``)."""
         self._closing = True
@@ -120,6 +135,8 @@ class ResultWriter:
                 self._cond.notify_all()
         if self._task is not None:
             await self._task
+        if self._side:
+            await asyncio.wait(set(self._side))
         self._thread.shutdown(wait=True)
         if self.owns_run and self._profile is not None:  # drift profile: the final one, whatever was encoded last
             self.run.counts = {**self.run.counts, "profile": self._profile.to_json()}
@@ -176,21 +193,27 @@ class ResultWriter:
     async def _write(self, batch: Documents, samples: list[Sample | None] | None = None) -> None:
         """Write ``batch``, retrying an unavailable store; ``ResultNotStored`` when it stays unavailable,
         ``ResultRefused`` when the store refuses the batch for good."""
+        seconds = await self._on_thread("results", self._write_now, batch, samples or [])
+        if self._on_write is not None:
+            self._on_write(len(batch), seconds)
+
+    async def _on_thread(self, what: str, call: Callable[..., None], *args: Any) -> float:
+        """Run ``call(*args)`` on the writer's thread, retrying while the store is unavailable; its seconds.
+        ``ResultNotStored`` when it stays unavailable, ``ResultRefused`` for any other error (``what`` names what
+        was not stored)."""
         loop = asyncio.get_running_loop()
 
         async def attempt() -> float:
             started = time.perf_counter()
-            await loop.run_in_executor(self._thread, self._write_now, batch, samples or [])
+            await loop.run_in_executor(self._thread, call, *args)
             return time.perf_counter() - started
 
         try:
-            seconds = await retry_async(attempt, seconds=self.retry_seconds, first=0.05, longest=1.0)
+            return await retry_async(attempt, seconds=self.retry_seconds, first=0.05, longest=1.0)
         except StoreUnavailable as exc:
-            raise ResultNotStored(f"store unavailable for {self.retry_seconds:g} s, result not stored: {exc}") from exc
+            raise ResultNotStored(f"store unavailable for {self.retry_seconds:g} s, {what} not stored: {exc}") from exc
         except Exception as exc:  # an error of the driver that the store did not translate is as permanent
-            raise ResultRefused(f"the store refused the results (retrying will not help): {_reason(exc)}") from exc
-        if self._on_write is not None:
-            self._on_write(len(batch), seconds)
+            raise ResultRefused(f"the store refused the {what} (retrying will not help): {_reason(exc)}") from exc
 
     def _write_now(self, batch: Documents, samples: list[Sample | None]) -> None:
         if not self.owns_run:
