@@ -52,9 +52,9 @@ def percentile(values: list[float], q: float) -> float:
 # -- the service over loopback --------------------------------------------------------------------------------------
 
 
-def start_server(folder: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_server(folder: Path, extra: list[str], models: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     log = folder / "serve.log"
-    command = [sys.executable, "-m", "mlsm", "serve", str(EXAMPLE / "models.py"), "--id-field", ID_FIELD]
+    command = [sys.executable, "-m", "mlsm", "serve", str(models), "--id-field", ID_FIELD]
     command += ["--port", "0", "--store", f"sqlite:///{folder / 'bench.db'}", *extra]
     # the example's active models live in mlsm's own repository, on whatever branch this checkout is
     command += ["--allow-unreleased"]
@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--leads", type=int, default=2000)
+    parser.add_argument("--models", default=str(EXAMPLE / "models.py"), help="the model file to serve")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--serve-args", default="", help="more options for mlsm serve, e.g. '--workers 2'")
     args = parser.parse_args()
@@ -195,7 +196,7 @@ def main() -> None:
     bodies = [json.dumps(record).encode() for record in records]
     figures: dict[str, Any] = {"cpus": os.cpu_count(), "service": {}, "engine": {}}
     with tempfile.TemporaryDirectory(prefix="mlsm-bench-") as tmp:
-        process, url, _ = start_server(Path(tmp), args.serve_args.split())
+        process, url, _ = start_server(Path(tmp), args.serve_args.split(), Path(args.models))
         try:
             asyncio.run(load(url, bodies[:200], 16, 3.0))  # warm-up (every worker process)
             for concurrency in args.concurrency:
