@@ -344,7 +344,7 @@ def main() -> None:
     service_runs, mlflow_runs = [], []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="mlsm-bench-") as tmp:
-            process, url, _ = start_server(Path(tmp), args.serve_args.split(), Path(args.models))
+            process, url, _ = start_server(Path(tmp), args.serve_args.split(), Path(args.models).resolve())
             try:
                 asyncio.run(load(url, bodies[:200], 16, 3.0))  # warm-up (every worker process)
                 service_runs.append(

@@ -28,7 +28,7 @@ from mlsm.runs._counts import Counts
 from mlsm.runs._profiles import Sample, profile_samples
 from mlsm.stores.base import RunRecord, Store
 
-__all__ = ["PROFILE_SECONDS", "ResultWriter"]
+__all__ = ["PROFILE_RECORDS", "PROFILE_SECONDS", "ResultWriter"]
 
 #: How often (seconds) the service's run record gets the drift profile again; in between it keeps the last one.
 PROFILE_SECONDS = 5.0
