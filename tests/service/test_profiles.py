@@ -8,6 +8,7 @@ import pytest
 
 from mlsm.runs._profiles import RunProfile
 from mlsm.service.settings import ServiceSettings
+from mlsm.service.writer import PROFILE_RECORDS
 from mlsm.stores import open_store
 
 from .conftest import in_process
@@ -37,3 +38,26 @@ async def test_the_service_run_records_the_profile_of_every_stored_record(
     assert (b.count, b.missing, b.invalid) == (21, 1, 1)  # -1 breaks ge=0
     assert profile.models["adder@1"].errors == 2 and profile.models["adder@1"].outputs["c"].count == 21
     assert profile.models["doubler@1"].outputs["d"].maximum == 38.0
+
+
+@pytest.mark.slow
+async def test_the_profile_reaches_the_run_record_while_serving_and_counts_every_record_at_shutdown(
+    settings: Callable[..., ServiceSettings],
+) -> None:
+    # more records than are profiled together (PROFILE_RECORDS), sent one request at a time as clients do
+    total = PROFILE_RECORDS + 44
+    async with in_process(settings()) as service:
+        for i in range(total):
+            response = await service.client.post("/v1/score", json={"id": i, "a": i, "b": 1})
+            assert response.status_code == 200
+        run, url = service.runtime.run.id, service.runtime.store.url
+        with open_store(url) as store:
+            live = store.get_run(run)
+        assert live is not None and live.status != "completed"
+        assert RunProfile.from_json(live.counts["profile"]).rows >= 1  # the first commit's profile, written since
+    with open_store(url) as store:
+        final = store.get_run(run)
+    assert final is not None
+    profile = RunProfile.from_json(final.counts["profile"])
+    assert profile.rows == total and profile.fields["a"].count == total
+    assert profile.models["doubler@1"].outputs["d"].maximum == 2.0 * (total - 1)

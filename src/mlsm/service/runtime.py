@@ -35,6 +35,10 @@ from mlsm.stores.outcomes import Outcome
 __all__ = ["ServiceRuntime", "load_first_set", "new_service_run_id", "record_set", "service_run_info", "set_info"]
 
 
+#: Requests of up to this many records have their documents built on the event loop.
+_INLINE_RECORDS = 16
+
+
 def new_service_run_id() -> str:
     """A run id that says it is the service's, e.g. ``serve-20261126-040512-3f2a``."""
     return "serve-" + new_run_id()
@@ -153,8 +157,12 @@ class ServiceRuntime:
         """
         model_set = self.live.current  # held until this request answers, whatever reloads meanwhile
         results = await self.grouper.score(model_set, records)
-        # counting, building and encoding the documents of a large request take a while: not on the event loop
-        batch = await asyncio.get_running_loop().run_in_executor(None, self._batch, ids, results)
+        # counting and building the documents of a large request take a while: not on the event loop; a few
+        # records cost less than the hand-off to a thread and back
+        if len(ids) <= _INLINE_RECORDS:
+            batch = self._batch(ids, results)
+        else:
+            batch = await asyncio.get_running_loop().run_in_executor(None, self._batch, ids, results)
         await self.writer.submit(batch, Sample(model_set.engine, records, results))  # drift profile sample
         return batch
 
