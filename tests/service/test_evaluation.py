@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -216,8 +217,18 @@ async def test_the_report_shows_the_verdict_once_outcomes_follow_scored_leads(
         assert "ranks better" not in young.text
         only = await client.get("/report", params={"model": ["lead@1"], "as_of": "latest"})
         assert only.status_code == 200 and "ranks better" not in only.text
-        # the drift table of two runs, as mlsm report --reference --current draws it (here the run against itself)
+        # the drift table of two runs, as mlsm report --reference --current draws it (here the run against itself);
+        # the service's run record takes its profile at most PROFILE_SECONDS late, with a later write
         run = service.runtime.run.id
+        deadline = time.monotonic() + 30
+        while True:
+            with open_store(service.runtime.store.url, mode="read") as store:
+                stored = store.get_run(run)
+            if stored is not None and "profile" in stored.counts:
+                break
+            assert time.monotonic() < deadline, "the service's run record never got its drift profile"
+            await asyncio.sleep(0.5)
+            assert (await client.post("/v1/score", json=records[0])).status_code == 200
         drift = await client.get("/report", params={"reference": run, "current": run})
         assert drift.status_code == 200 and "Stable" in drift.text and "No drift computed" not in drift.text
         assert "No drift computed" in page.text
