@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_engine.py record   # (a) per-record path vs a naive loop
     .venv/bin/python benchmarks/bench_engine.py batch    # (b) batch path + SQLite vs pandas/predict_proba/executemany
     .venv/bin/python benchmarks/bench_engine.py example  # (c) Engine.score of the example's model set, per lead
+    .venv/bin/python benchmarks/bench_engine.py process  # (d) `mlsm run` as a whole process vs a floor script
 
 (a) Three plain-Python models (legacy if-then rules, a points scorecard, a hand-written logistic regression) and a
     summary, scored one record at a time by ``Engine.score`` (validation, output
@@ -16,15 +17,26 @@
     on generated leads read as a CSV gives them (strings), one lead at a time: milliseconds per lead, the median of
     ``repeats`` passes over the leads (target of issue 14: at most 0.5 ms). ``--models`` times another checkout's
     example (run it with that checkout's ``src`` on ``PYTHONPATH``) for a before/after comparison.
+(d) ``mlsm run`` as a whole process (``python -m mlsm run``: startup, imports, loading the models included) with
+    three ``batch=True`` scikit-learn models (logistic regression, histogram gradient boosting, a 30-tree random
+    forest) on 8 numeric features and a summary (``batch_process/models.py``), CSV into SQLite, against a floor
+    script doing the same by hand (``batch_process/floor.py``: ``read_csv`` chunks, ``predict_proba``, the summary,
+    JSON documents, ``executemany`` in one transaction per chunk), each a fresh process. The same two measured
+    in-process too (``run_batch`` vs the floor's function), which shows what starting a process costs.
+    Reported: time ratios whole-process and in-process (bar: <= 1.15 whole-process). The estimators and the input
+    are made once and cached in the temporary folder (training is never timed).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -309,20 +321,168 @@ def example_benchmark(records: int, repeats: int, models: Path) -> dict[str, Any
     }
 
 
+# -- (d) `mlsm run` as a whole process -----------------------------------------------------------------------------
+
+PROCESS = Path(__file__).resolve().parent / "batch_process"
+
+
+def process_inputs(records: int) -> tuple[Path, Path]:
+    """The cached input CSV of ``records`` rows (an id, 8 numeric features) and the fitted estimators' joblib file,
+    made on first use (training is slow and not what is measured)."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    cache = Path(tempfile.gettempdir()) / f"mlsm-bench-process-{sklearn.__version__}"
+    cache.mkdir(exist_ok=True)
+    estimators, data = cache / "estimators.joblib", cache / f"rows-{records}.csv"
+    rng = np.random.default_rng(17)
+
+    def rows(n: int) -> tuple[pd.DataFrame, Any]:
+        x = rng.normal(size=(n, 8)).round(4) * [1, 2, 5, 10, 0.5, 1, 3, 100] + [0, 0, 10, 50, 0, 0, 0, 500]
+        z = x[:, 0] - 0.4 * x[:, 1] + 0.1 * x[:, 2] * x[:, 4] + np.sin(x[:, 5] * 2) + 0.002 * (x[:, 7] - 500)
+        y = rng.random(n) < 1 / (1 + np.exp(-z))
+        return pd.DataFrame(x.round(4), columns=[f"f{i}" for i in range(8)]), y
+
+    if not estimators.exists():
+        x, y = rows(20_000)
+        fitted = {
+            "logit": LogisticRegression(max_iter=1000).fit(x, y),
+            "hgb": HistGradientBoostingClassifier(random_state=0).fit(x, y),
+            "forest": RandomForestClassifier(n_estimators=30, max_depth=12, random_state=0, n_jobs=1).fit(x, y),
+        }
+        joblib.dump(fitted, estimators.with_suffix(".tmp"))
+        estimators.with_suffix(".tmp").replace(estimators)
+    if not data.exists():
+        x, _ = rows(records)
+        x.insert(0, "id", [f"L{i:07d}" for i in range(records)])
+        x.to_csv(data.with_suffix(".tmp"), index=False)
+        data.with_suffix(".tmp").replace(data)
+    return data, estimators
+
+
+def _alternate_processes(
+    a: Callable[[], Any], b: Callable[[], Any], repeats: int
+) -> tuple[tuple[list[float], list[float]], tuple[list[float], list[float]]]:
+    """Like ``timing.alternate`` (one untimed call of each first), each call's wall time and its child processes'
+    CPU time (user + system: what a busy machine's other work disturbs least)."""
+    import resource
+
+    a()
+    b()
+    times: list[tuple[list[float], list[float]]] = [([], []), ([], [])]
+    for _ in range(repeats):
+        for fn, (walls, cpus) in zip((a, b), times):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            fn()
+            walls.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return times[0], times[1]
+
+
+def process_benchmark(
+    records: int, repeats: int, chunk_size: int, *, threads: int = 1, in_process: bool = True
+) -> dict[str, Any]:
+    data, estimators = process_inputs(records)
+    # the same native thread count in both (OpenMP in histogram gradient boosting): on a busy machine, threads
+    # waiting for each other would otherwise dominate what is measured
+    os.environ.update({"MLSM_BENCH_ESTIMATORS": str(estimators), "OMP_NUM_THREADS": str(threads)})
+    folder = scratch("mlsm-bench-process-")
+    counter = iter(range(10**6))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    run_args = ["--id-field", "id", "--chunk-size", str(chunk_size), "--no-progress", "--allow-unreleased"]
+
+    def mlsm_run() -> None:
+        store = f"sqlite:///{folder / f'engine-{next(counter)}.db'}"
+        command = [sys.executable, "-m", "mlsm", "run", str(PROCESS / "models.py"), str(data), "--store", store]
+        subprocess.run([*command, *run_args], env=env, check=True, stdout=subprocess.DEVNULL)
+
+    def floor_script() -> None:
+        db = str(folder / f"floor-{next(counter)}.db")
+        subprocess.run([sys.executable, str(PROCESS / "floor.py"), str(data), db, str(chunk_size)], env=env, check=True)
+
+    (t_engine, cpu_engine), (t_floor, cpu_floor) = _alternate_processes(mlsm_run, floor_script, repeats)
+    med_engine, med_floor = statistics.median(t_engine), statistics.median(t_floor)
+    report: dict[str, Any] = {
+        "benchmark": "mlsm run as a whole process, 3 batch scikit-learn models + summary into SQLite, CSV input",
+        "records": records,
+        "chunk_size": chunk_size,
+        "repeats": repeats,
+        "threads": threads,
+        "process_time_ratio_run_over_floor": round(med_engine / med_floor, 3),
+        "process_cpu_ratio_run_over_floor": round(statistics.median(cpu_engine) / statistics.median(cpu_floor), 3),
+        "bar": "<= 1.15",
+        "run_median_s": round(med_engine, 3),
+        "floor_median_s": round(med_floor, 3),
+        "run_cpu_median_s": round(statistics.median(cpu_engine), 3),
+        "floor_cpu_median_s": round(statistics.median(cpu_floor), 3),
+        "run_runs_s": [round(t, 3) for t in t_engine],
+        "floor_runs_s": [round(t, 3) for t in t_floor],
+    }
+    if in_process:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(threads):
+            report.update(_in_process(data, folder, counter, repeats, chunk_size))
+    return report
+
+
+def _in_process(data: Path, folder: Path, counter: Any, repeats: int, chunk_size: int) -> dict[str, Any]:
+    """The same run and floor called in this process (models loaded, modules imported: no startup)."""
+    sys.path.insert(0, str(PROCESS))
+    import floor as floor_module  # type: ignore[import-not-found]
+    import models as models_module  # type: ignore[import-not-found]
+
+    from mlsm import Engine, open_store
+    from mlsm.runs import RunOptions, run_batch
+
+    engine = Engine(models_module.MODELS)
+
+    def with_engine() -> None:
+        with open_store(f"sqlite:///{folder / f'engine-{next(counter)}.db'}") as store:
+            run_batch(engine, store, RunOptions(str(data), "id", chunk_size=chunk_size, progress=False))
+
+    def floor() -> None:
+        floor_module.floor(str(data), str(folder / f"floor-{next(counter)}.db"), chunk_size)
+
+    t_engine, t_floor = alternate(with_engine, floor, repeats, warm_up=True)
+    med_engine, med_floor = statistics.median(t_engine), statistics.median(t_floor)
+    return {
+        "in_process_time_ratio_run_over_floor": round(med_engine / med_floor, 3),
+        "in_process_run_median_s": round(med_engine, 3),
+        "in_process_floor_median_s": round(med_floor, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["record", "batch", "example"])
+    parser.add_argument("which", choices=["record", "batch", "example", "process"])
     parser.add_argument("--records", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument(
         "--models", type=Path, default=EXAMPLE / "models.py", help="example: the models file (another checkout's)"
     )
+    parser.add_argument("--threads", type=int, default=1, help="process: native threads per process (OpenMP)")
+    parser.add_argument("--no-in-process", action="store_true", help="process: only the whole processes")
     args = parser.parse_args()
     if args.which == "record":
         report = record_benchmark(args.records or 50_000, args.repeats)
     elif args.which == "example":
         report = example_benchmark(args.records or 500, args.repeats, args.models.resolve())
+    elif args.which == "process":
+        report = process_benchmark(
+            args.records or 200_000,
+            args.repeats,
+            args.chunk_size,
+            threads=args.threads,
+            in_process=not args.no_in_process,
+        )
     else:
         report = batch_benchmark(args.records or 100_000, args.repeats, args.chunk_size)
     print(json.dumps(report, indent=2))

@@ -8,13 +8,38 @@ stores own it (they renumber on every write).
 from __future__ import annotations
 
 import json
+import json.encoder
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["Documents", "decode", "encode", "encode_value", "make_document", "ordered"]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _fast_encoder() -> Callable[[Any], str] | None:
+    """The C encoder behind ``_ENCODER``, made once and without its circular-reference check.
+
+    ``JSONEncoder.encode`` builds a new C encoder and a dict of the containers it has entered for every call: a
+    third of a batch run's encoding time. Documents are trees (their slots are cleaned copies), and a cycle that a
+    summary model might still make recurses until ``RecursionError``, where :func:`encode` falls back to
+    ``_ENCODER`` (which names the cycle). Same bytes as ``_ENCODER.encode`` for every document; None where Python
+    has no C encoder.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)  # CPython's _json (untyped in typeshed)
+    if make is None:
+        return None
+    # the arguments JSONEncoder.iterencode passes for _ENCODER's settings, markers None: no cycle check
+    c_encode = make(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+    def fast(document: Any) -> str:
+        return "".join(c_encode(document, 0))
+
+    return fast
+
+
+_FAST = _fast_encoder()
 
 
 def encode(document: dict[str, Any]) -> str:
@@ -24,6 +49,11 @@ def encode(document: dict[str, Any]) -> str:
     slot that still cannot be encoded is replaced by an error slot here, so one bad slot never loses a document.
     """
     try:
+        if _FAST is not None:
+            try:
+                return _FAST(document)
+            except RecursionError:  # a cycle (or nesting too deep): the checking encoder says which
+                pass
         return _ENCODER.encode(document)
     except (TypeError, ValueError):
         return _ENCODER.encode(_repaired(document))

@@ -42,7 +42,8 @@ from typing import Any, BinaryIO, NamedTuple
 
 from mlsm.errors import InputError, InvalidId, UnknownIdField
 from mlsm.fields import MISSING, show_value
-from mlsm.ids import normalize_id
+from mlsm.ids import _WHITESPACE as _ID_WHITESPACE  # the one rule's whitespace, for ids checked in Arrow
+from mlsm.ids import MAX_ID_LENGTH, normalize_id
 from mlsm.unicode import record_text_problem
 
 __all__ = [
@@ -902,6 +903,14 @@ class _ChunkBuilder:
         if start:
             batch = batch.slice(start)
             numbers, positions = numbers[start:], positions[start:]
+        fast = None if bad_ids else _plain_ids(batch.column(self.reader.id_field))
+        if fast is not None:
+            self.ids.extend(fast)
+            self.row_positions.extend(positions)
+            self.row_lines.extend(numbers)
+            self.pending.append((batch, 0, batch.num_rows))
+            self.held += batch.nbytes
+            return
         keep = []
         for i, value in enumerate(batch.column(self.reader.id_field).to_pylist()):
             raw = bad_ids.get(start + i) if bad_ids else None
@@ -1008,6 +1017,25 @@ class _ChunkBuilder:
             elif parts:
                 columns[name] = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
         return columns
+
+
+def _plain_ids(column: Any) -> list[str] | None:
+    """A text id column's ids when every one is plainly valid, checked in Arrow at once: what ``normalize_id`` gives
+    each (stripped of ASCII whitespace, not empty, not too long, no NUL); None when some value needs it row by row
+    (a missing value, a number, a refusal to report)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(column.type) or column.null_count:
+        return None
+    stripped = pc.utf8_trim(column, characters=_ID_WHITESPACE)
+    lengths = pc.utf8_length(stripped)
+    if len(stripped) and (pc.min(lengths).as_py() < 1 or pc.max(lengths).as_py() > MAX_ID_LENGTH):
+        return None
+    if pc.any(pc.match_substring(stripped, "\x00")).as_py():
+        return None
+    ids: list[str] = stripped.to_pylist()
+    return ids
 
 
 def _id_reject(id_field: str, exc: InvalidId, blank: str) -> str:

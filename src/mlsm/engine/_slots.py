@@ -137,7 +137,14 @@ def clean_value(value: Any, where: str) -> Any:
 
 def clean_result(output: Any) -> dict[str, Any]:
     """A model's dict output made JSON-safe; ``BadOutput`` when it is not a dict or holds bad values."""
-    if not isinstance(output, Mapping):
+    if type(output) is dict:  # the common case, checked without copying first: a per-record model's plain dict
+        for key, value in output.items():
+            kind = type(value)
+            if type(key) is not str or not (kind in _SCALARS or (kind is float and value - value == 0.0)):
+                break
+        else:
+            return output.copy()
+    elif not isinstance(output, Mapping):
         raise BadOutput(f"expected a dict, got {type(output).__name__}")
     out: dict[str, Any] = {}
     for key, value in output.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
+import os
 import sys
 import sysconfig
 from collections.abc import Iterator
@@ -128,15 +129,20 @@ def _forget_helpers(names: set[str], folder: Path) -> dict[str, Path]:
     Returns the forgotten modules' files by name.
     """
     forgotten: dict[str, Path] = {}
+    in_folder: dict[str, bool] = {}  # per top-level name: does the folder hold it (a models file imports thousands)
     for name in names:
         file = getattr(sys.modules.get(name), "__file__", None)
         if not file:
+            continue
+        top = name.split(".")[0]
+        if top not in in_folder:
+            in_folder[top] = os.path.lexists(folder / f"{top}.py") or os.path.lexists(folder / top)
+        if not in_folder[top]:  # no file of it resolves into the folder: resolving each would cost a second or so
             continue
         try:
             relative = Path(file).resolve().relative_to(folder)
         except ValueError:
             continue
-        top = name.split(".")[0]
         # found through the folder itself: folder/top.py or folder/top/... (not, say, a virtualenv inside it)
         if relative.parts and relative.parts[0] in (f"{top}.py", top):
             sys.modules.pop(name, None)
