@@ -108,3 +108,25 @@ def test_a_tiny_but_real_difference_shows_the_digits_it_needs() -> None:
     assert verdict(pair) == (
         "b@1 ranks better than a@1: AUC +0.000040 (95% CI +0.000020 to +0.000060), p < 0.001, on 5,000 leads"
     )
+
+
+def test_pairs_are_the_same_whether_or_not_the_ids_come_in_id_order() -> None:
+    ids, truth, outcomes = _leads(1200, seed=13)
+    rng = np.random.default_rng(2)
+    other = truth + rng.normal(scale=1.0, size=truth.size)
+    keep_a, keep_b = rng.random(ids.size) < 0.8, rng.random(ids.size) < 0.7
+
+    def pair(order: np.ndarray) -> dict:
+        a = _model(
+            "a@1", ids[order][keep_a[order]].astype(str), truth[order][keep_a[order]], outcomes[order][keep_a[order]]
+        )
+        b = _model(
+            "b@1", ids[order][keep_b[order]].astype(str), other[order][keep_b[order]], outcomes[order][keep_b[order]]
+        )
+        result = evaluate([a, b], as_of="decision", outcomes=ids.size)
+        return {**result.comparisons[0].to_dict(), "models": [m["auc"] for m in result.to_dict()["models"]]}
+
+    in_id_order = pair(np.argsort(ids.astype(str), kind="stable"))
+    as_written = pair(np.arange(ids.size))
+    assert in_id_order["n"] == int(np.count_nonzero(keep_a & keep_b))
+    assert in_id_order == as_written

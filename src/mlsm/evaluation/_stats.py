@@ -367,7 +367,11 @@ class IdOrder:
     __slots__ = ("order",)
 
     def __init__(self, ids: Sequence[str] | npt.NDArray[Any]) -> None:
-        self.order: Ints = np.argsort(_as_text(_id_array(ids)), kind="stable")
+        text = _as_text(_id_array(ids))
+        if text.shape[0] > 1 and bool(np.all(text[:-1] <= text[1:])):  # already in id order (the join's rows)
+            self.order: Ints = np.arange(text.shape[0], dtype=np.intp)
+        else:
+            self.order = np.argsort(text, kind="stable")
 
     def __len__(self) -> int:
         return int(self.order.shape[0])

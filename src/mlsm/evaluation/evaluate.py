@@ -154,7 +154,7 @@ def evaluate(
     pairs = []
     for i, (a, _) in enumerate(models):
         for b, _ in models[i + 1 :]:
-            common, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
+            common, in_a, in_b = _common_ids(a.ids, b.ids)
             if not common.size:
                 continue
             result = evaluate_pair(a.outcomes[in_a], a.scores[in_a], b.scores[in_b], IdOrder(common), level)
@@ -170,3 +170,19 @@ def evaluate_joined(joined: JoinedOutcomes, models: Sequence[str] | None = None,
     extra = {"key": joined.key, "too_young": joined.too_young}
     picked = [joined.models[m] for m in order if m in joined.models]
     return evaluate(picked, as_of=joined.as_of, outcomes=joined.outcomes, level=level, extra=extra)
+
+
+def _common_ids(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ids in both (each unique), with their positions in ``a`` and ``b``; a binary search when both are in id
+    order (as the join gives them), else a sort of both."""
+    if a.dtype.kind == "U" and b.dtype.kind == "U" and _ascending(a) and _ascending(b):
+        at = np.searchsorted(a, b)
+        found = at < a.shape[0]
+        found[found] = a[at[found]] == b[found]
+        in_b = np.flatnonzero(found)
+        return b[in_b], at[in_b], in_b
+    return np.intersect1d(a, b, assume_unique=True, return_indices=True)
+
+
+def _ascending(ids: np.ndarray) -> bool:
+    return ids.shape[0] < 2 or bool(np.all(ids[:-1] < ids[1:]))
