@@ -13,8 +13,8 @@ __all__ = [
     "add_parsers",
     "drift_arguments",
     "join_arguments",
+    "join_options",
     "joined_from",
-    "report_drift",
     "run_evaluate",
     "run_report",
 ]
@@ -75,28 +75,34 @@ def drift_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--current", metavar="RUN", help="the run compared with the reference")
 
 
-def joined_from(args: argparse.Namespace) -> Any:
-    """Open the store for reading and join its outcomes as the options say; InputError on a bad option."""
+def join_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The join's options from the command line (times parsed); InputError naming a bad one."""
     from mlsm.errors import InputError
-    from mlsm.evaluation.join import join_outcomes
     from mlsm.evaluation.outcomes import parse_at
-    from mlsm.stores import open_store
 
-    bounds = {}
+    options: dict[str, Any] = {"as_of": args.as_of, "key": args.key, "models": args.models}
     for name in ("since", "until"):
         text = getattr(args, name)
         if text is None:
             continue
         try:
-            bounds[name] = parse_at(text)
+            options[name] = parse_at(text)
         except (InputError, ValueError) as exc:
             raise InputError(f"--{name} {text!r}: {exc}") from None
     if args.mature_days is not None and not args.mature_days >= 0:
         raise InputError(f"--mature-days {args.mature_days}: give a number of days >= 0")
+    options["mature_days"] = args.mature_days
+    return options
+
+
+def joined_from(args: argparse.Namespace) -> Any:
+    """Open the store for reading and join its outcomes as the options say; InputError on a bad option."""
+    from mlsm.evaluation.join import join_outcomes
+    from mlsm.stores import open_store
+
+    options = join_options(args)
     with open_store(args.store, mode="read") as store:
-        return join_outcomes(
-            store, as_of=args.as_of, key=args.key, models=args.models, mature_days=args.mature_days, **bounds
-        )
+        return join_outcomes(store, **options)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -112,36 +118,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_drift(args: argparse.Namespace, store: Any) -> Any:
-    """The drift table for ``--reference``/``--current``, or None when neither is given."""
-    from mlsm.errors import InputError
-
-    if not args.reference and not args.current:
-        return None
-    if not (args.reference and args.current):
-        raise InputError("give both --reference RUN and --current RUN for the drift table, or neither")
-    from mlsm.evaluation.drift import drift_between_runs
-
-    return drift_between_runs(store, args.reference, args.current)
-
-
 def run_report(args: argparse.Namespace) -> int:
     """Run ``mlsm report``: write the page, print its path; exit 2 with one line on a setup problem."""
     from pathlib import Path
 
     from mlsm.errors import InputError
-    from mlsm.evaluation._assemble import build_report
-    from mlsm.evaluation.report import render_report
-    from mlsm.stores import open_store
+    from mlsm.evaluation._assemble import report_page
 
     output = Path(args.output)
     if output.is_dir() or not output.parent.is_dir():
         raise InputError(f"--output {args.output}: give a file in an existing folder")
-    joined = joined_from(args)
-    with open_store(args.store, mode="read") as store:
-        drift = report_drift(args, store)
-        data = build_report(store, joined, title=args.title, drift=drift, models=args.models)
-    page = render_report(data)
+    if bool(args.reference) != bool(args.current):
+        raise InputError("give both --reference RUN and --current RUN for the drift table, or neither")
+    options = join_options(args)
+    page = report_page(args.store, reference=args.reference, current=args.current, title=args.title, **options)
     output.write_text(page, encoding="utf-8")
     print(f"report written to {output} ({len(page.encode()) / 1e6:.1f} MB)")
     return 0

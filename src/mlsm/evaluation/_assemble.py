@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from mlsm.evaluation._stats import roc_points
-from mlsm.evaluation.drift import DriftReport
+from mlsm.evaluation.drift import DriftReport, drift_between_runs
 from mlsm.evaluation.evaluate import Evaluation, evaluate_joined
-from mlsm.evaluation.join import JoinedModel, JoinedOutcomes
+from mlsm.evaluation.join import JoinedModel, JoinedOutcomes, join_outcomes
 from mlsm.evaluation.report import (
     ReportCalibrationBin,
     ReportComparison,
@@ -24,7 +24,9 @@ from mlsm.evaluation.report import (
     ReportModel,
     ReportRun,
     ReportSwapGroup,
+    render_report,
 )
+from mlsm.stores import open_store
 from mlsm.stores.base import RunRecord, Store, redact_url
 
 __all__ = [
@@ -32,7 +34,9 @@ __all__ = [
     "current_scores",
     "histograms_of",
     "report_comparisons",
+    "report_drift",
     "report_models",
+    "report_page",
     "report_runs",
     "scores_of",
 ]
@@ -215,3 +219,29 @@ def report_drift(drift: DriftReport) -> tuple[ReportDrift, list[str]]:
             notes.append(f"Drift of {name}: {score.reason or 'no PSI'}.")
     table = ReportDrift(drift.reference, drift.current, rows, drift.thresholds.watch, drift.thresholds.act)
     return table, notes
+
+
+def report_page(
+    store_url: str,
+    *,
+    as_of: str = "decision",
+    key: str = "score",
+    models: Sequence[str] | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    mature_days: float | None = None,
+    reference: str | None = None,
+    current: str | None = None,
+    title: str = "Lead scoring report",
+) -> str:
+    """The report page for the store at ``store_url`` (``mlsm report`` and ``GET /report``), read through a
+    read-only connection opened and closed here (never the service writer's); the join's options and the drift
+    table's two runs.
+    ``StoreError`` when the store cannot be read, ``RunError`` when a drift run is not there."""
+    with open_store(store_url, mode="read") as store:
+        drift = drift_between_runs(store, reference, current) if reference and current else None
+        joined = join_outcomes(
+            store, as_of=as_of, key=key, models=models, since=since, until=until, mature_days=mature_days
+        )
+        data = build_report(store, joined, title=title, drift=drift, models=models)
+    return render_report(data)

@@ -63,9 +63,10 @@ from mlsm.errors import (
     RunError,
     StoreError,
 )
+from mlsm.evaluation._assemble import report_page
 from mlsm.ids import normalize_id
 from mlsm.service._bodies import check_text, decode_json, json_kind, record_id
-from mlsm.service.evaluation import outcomes_answer, report_options, report_page, request_outcomes
+from mlsm.service.evaluation import outcomes_answer, report_options, request_outcomes
 from mlsm.service.keys import ADMIN, SCORING
 from mlsm.service.modelset import ServingSet, settings_changes
 from mlsm.service.openapi import add_model_schemas

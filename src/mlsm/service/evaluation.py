@@ -23,7 +23,7 @@ from mlsm.service._bodies import check_text, decode_json, json_kind, record_id
 from mlsm.stores.base import split_model
 from mlsm.stores.outcomes import Outcome
 
-__all__ = ["SOURCE", "outcomes_answer", "report_options", "report_page", "request_outcomes"]
+__all__ = ["SOURCE", "outcomes_answer", "report_options", "request_outcomes"]
 
 #: The ``source`` of the outcomes the service stores (``mlsm outcomes load`` records its input file there).
 SOURCE = "service"
@@ -119,9 +119,9 @@ def report_options(
     reference: str | None = None,
     current: str | None = None,
 ) -> dict[str, Any]:
-    """``GET /report``'s query parameters as :func:`report_page`'s options (``since``/``until`` by the
-    decision-time rule, ``model`` as NAME@VERSION, the drift table's runs both or neither); ``RequestError`` 422
-    naming a bad one."""
+    """``GET /report``'s query parameters as :func:`mlsm.evaluation._assemble.report_page`'s options
+    (``since``/``until`` by the decision-time rule, ``model`` as NAME@VERSION, the drift table's runs both or
+    neither); ``RequestError`` 422 naming a bad one."""
     if bool(reference) != bool(current):
         raise RequestError(422, "give both query parameters 'reference' and 'current' (runs) for drift, or neither")
     options: dict[str, Any] = {"as_of": as_of, "key": key, "models": models or None, "mature_days": mature_days}
@@ -139,34 +139,3 @@ def report_options(
         except MlsmError as exc:
             raise RequestError(422, f"invalid query parameter 'model' = {model!r}: {exc}") from None
     return options
-
-
-def report_page(
-    store_url: str,
-    *,
-    as_of: str = "decision",
-    key: str = "score",
-    models: Sequence[str] | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    mature_days: float | None = None,
-    reference: str | None = None,
-    current: str | None = None,
-    title: str = "Lead scoring report",
-) -> str:
-    """``mlsm report``'s page for the store at ``store_url``, read through a read-only connection opened and closed
-    here (never the writer's); the join options and the drift table's runs as ``mlsm report`` takes them.
-    ``StoreError`` when the store cannot be read, ``RunError`` when a drift run is not there."""
-    from mlsm.evaluation._assemble import build_report
-    from mlsm.evaluation.drift import drift_between_runs
-    from mlsm.evaluation.join import join_outcomes
-    from mlsm.evaluation.report import render_report
-    from mlsm.stores import open_store
-
-    with open_store(store_url, mode="read") as store:
-        drift = drift_between_runs(store, reference, current) if reference and current else None
-        joined = join_outcomes(
-            store, as_of=as_of, key=key, models=models, since=since, until=until, mature_days=mature_days
-        )
-        data = build_report(store, joined, title=title, drift=drift, models=models)
-    return render_report(data)
