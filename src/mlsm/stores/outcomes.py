@@ -28,6 +28,7 @@ __all__ = [
     "in_window",
     "results_of",
     "scan_document",
+    "window_clause",
     "without_rank",
 ]
 
@@ -100,6 +101,21 @@ def scan_document(text: str) -> dict[str, Any]:
 def in_window(at: float, since: float | None, until: float | None) -> bool:
     """Whether a decision time is in ``[since, until)`` (either bound may be None: open)."""
     return (since is None or at >= since) and (until is None or at < until)
+
+
+def window_clause(
+    column: str, since: float | None, until: float | None, placeholder: str
+) -> tuple[str, tuple[Any, ...]]:
+    """The SQL ``WHERE`` clause of :func:`in_window` on ``column`` (the driver's ``placeholder``: ``?`` or ``%s``),
+    with its parameters; empty when both bounds are open."""
+    clauses, params = [], []
+    if since is not None:
+        clauses.append(f"{column} >= {placeholder}")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{column} < {placeholder}")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
 def without_rank(document: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from mlsm.stores.base import (
     redact_url,
     split_model,
 )
-from mlsm.stores.outcomes import Outcome, OutcomeDocuments, OutcomeResult, grouped, without_rank
+from mlsm.stores.outcomes import Outcome, OutcomeDocuments, OutcomeResult, grouped, window_clause, without_rank
 
 __all__ = ["PostgresStore"]
 
@@ -313,7 +313,7 @@ class PostgresStore(Store):
     def outcomes(self, since: float | None = None, until: float | None = None) -> Iterator[Outcome]:
         if not self._has_outcomes():
             return
-        where, params = _window("at", since, until)
+        where, params = window_clause("at", since, until, "%s")
         for row in self._stream(f"SELECT {Outcome.COLUMNS} FROM mlsm_outcomes{where} ORDER BY id", params):
             yield Outcome.from_row(row)
 
@@ -326,7 +326,7 @@ class PostgresStore(Store):
     def outcome_documents(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeDocuments]:
         if not self._has_outcomes():
             return
-        where, params = _window("o.at", since, until)
+        where, params = window_clause("o.at", since, until, "%s")
         sql = f"""SELECT o.id, o.outcome, o.at, o.loaded_at, o.source, o.label, r.doc
                   FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
                   ORDER BY o.id, r.seq"""
@@ -335,7 +335,7 @@ class PostgresStore(Store):
     def outcome_results(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeResult]:
         if not self._has_outcomes():
             return
-        where, params = _window("o.at", since, until)
+        where, params = window_clause("o.at", since, until, "%s")
         # only what the join reads leaves the server
         sql = f"""SELECT o.id, o.outcome, o.at, r.doc -> '_timestamp', r.doc -> 'results'
                   FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
@@ -391,15 +391,3 @@ class PostgresStore(Store):
 
     def _unavailable(self, what: str, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"PostgreSQL store {self._shown} {what}: {first_line(exc)}")
-
-
-def _window(column: str, since: float | None, until: float | None) -> tuple[str, tuple[Any, ...]]:
-    """A ``WHERE`` clause selecting ``since <= column < until`` (either bound None: open), with its parameters."""
-    clauses, params = [], []
-    if since is not None:
-        clauses.append(f"{column} >= %s")
-        params.append(since)
-    if until is not None:
-        clauses.append(f"{column} < %s")
-        params.append(until)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)

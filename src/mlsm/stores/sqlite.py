@@ -31,7 +31,15 @@ from mlsm.stores.base import (
     newest_per_id,
     split_model,
 )
-from mlsm.stores.outcomes import Outcome, OutcomeDocuments, OutcomeResult, grouped, scan_document, without_rank
+from mlsm.stores.outcomes import (
+    Outcome,
+    OutcomeDocuments,
+    OutcomeResult,
+    grouped,
+    scan_document,
+    window_clause,
+    without_rank,
+)
 
 __all__ = ["SQLiteStore", "sqlite_path"]
 
@@ -352,7 +360,7 @@ class SQLiteStore(Store):
     def outcomes(self, since: float | None = None, until: float | None = None) -> Iterator[Outcome]:
         if not self._has_outcomes():
             return
-        where, params = _window("at", since, until)
+        where, params = window_clause("at", since, until, "?")
         for row in self._iterate(f"SELECT {Outcome.COLUMNS} FROM mlsm_outcomes{where} ORDER BY id", params):
             yield Outcome.from_row(row)
 
@@ -365,7 +373,7 @@ class SQLiteStore(Store):
     def outcome_documents(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeDocuments]:
         if not self._has_outcomes():
             return
-        where, params = _window("o.at", since, until)
+        where, params = window_clause("o.at", since, until, "?")
         # outcomes in key order, each id's documents by the (id, seq) index: no sort, nothing held
         sql = f"""SELECT o.id, o.outcome, o.at, o.loaded_at, o.source, o.label, r.doc
                   FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
@@ -375,7 +383,7 @@ class SQLiteStore(Store):
     def outcome_results(self, since: float | None = None, until: float | None = None) -> Iterator[OutcomeResult]:
         if not self._has_outcomes():
             return
-        where, params = _window("o.at", since, until)
+        where, params = window_clause("o.at", since, until, "?")
         sql = f"""SELECT o.id, o.outcome, o.at, r.doc
                   FROM mlsm_outcomes o LEFT JOIN mlsm_results r ON r.id = o.id{where}
                   ORDER BY o.id, r.seq"""
@@ -419,18 +427,6 @@ class SQLiteStore(Store):
         finally:
             if reader is not self._db:
                 reader.close()
-
-
-def _window(column: str, since: float | None, until: float | None) -> tuple[str, tuple[Any, ...]]:
-    """A ``WHERE`` clause selecting ``since <= column < until`` (either bound None: open), with its parameters."""
-    clauses, params = [], []
-    if since is not None:
-        clauses.append(f"{column} >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append(f"{column} < ?")
-        params.append(until)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
 def _with_current(text: str, rank: int) -> dict[str, Any]:
