@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import os
 import re
 import secrets
@@ -71,6 +70,7 @@ from mlsm.service.keys import ADMIN, SCORING
 from mlsm.service.modelset import ServingSet, settings_changes
 from mlsm.service.openapi import add_model_schemas
 from mlsm.service.runtime import ServiceRuntime
+from mlsm.service.settings import is_loopback
 
 __all__ = ["JSON", "Message", "Receive", "Scope", "Send", "create_app"]
 
@@ -627,18 +627,7 @@ def _bearer(headers: dict[bytes, bytes], what: str) -> tuple[bytes | None, str]:
 
 def _loopback_client(scope: Scope) -> bool:
     client = scope.get("client")
-    return client is not None and _is_loopback(str(client[0]))
-
-
-def _is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    host = host.lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return client is not None and is_loopback(str(client[0]))
 
 
 def _foreign_origin(headers: dict[bytes, bytes]) -> str | None:
@@ -653,7 +642,7 @@ def _foreign_origin(headers: dict[bytes, bytes]) -> str | None:
             host = urlsplit(text if name == b"origin" else f"//{text}").hostname
         except ValueError:
             host = None
-        if host is None or not _is_loopback(host):
+        if host is None or not is_loopback(host):
             return (
                 f"{name.decode().capitalize()} {text!r} is not this machine: without an API key the service answers "
                 "only requests naming a loopback host (localhost, 127.0.0.1, ::1); configure a key to serve others"

@@ -41,6 +41,7 @@ __all__ = [
     "ServiceSettings",
     "add_arguments",
     "given_options",
+    "is_loopback",
     "parse_size",
     "project_service_options",
 ]
@@ -390,13 +391,7 @@ class ServiceSettings:
     @property
     def loopback_only(self) -> bool:
         """True when the bind address only accepts connections from this machine."""
-        host = self.bind_host
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.bind_host)
 
     def public(self) -> dict[str, Any]:
         """The settings without the keys (their counts instead), for logs and the run record."""
@@ -543,3 +538,15 @@ def project_service_options(table: Mapping[str, Any], where: str, folder: Path) 
             value = str(folder / os.path.expanduser(value))
         options[option.name] = value
     return options
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): the bind address and, in the service, a
+    request's client, ``Host`` and ``Origin``."""
+    host = host.lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
