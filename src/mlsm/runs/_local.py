@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
+from mlsm._gc import gc_paused
 from mlsm._retry import retry
 from mlsm.documents import Documents
 from mlsm.engine import Engine
@@ -60,29 +61,38 @@ def run_batch(
     progress = Progress(reader.size, enabled=options.progress)
     started = time.monotonic()
     scored_now = 0
+    scored_chunks = _scored(engine, reader, options, run.id)
     try:
-        for chunk, scored in _scored(engine, reader, options, run.id):
-            documents = scored.documents
-            counts.add_scored(len(documents), scored.models, scored.profile)
-            counts.read = chunk.position
-            counts.add_rejects(chunk.rejects)
-            if output is not None:
-                output.write("".join(text + "\n" for text in documents.json()))
-                output.flush()
-                offsets["output"] = output.tell()
-            if rejects is not None and chunk.rejects:
-                rejects.write("".join(reject.to_json() + "\n" for reject in chunk.rejects))
-                rejects.flush()
-                offsets["rejects"] = rejects.tell()
-            committed_rows = run.rows
-            run.rows = chunk.position
-            run.chunks += 1
-            run.counts = counts.to_dict()
-            _write_with_retry(store, documents, run, options, committed_rows)
-            scored_now += len(documents)
-            progress.update(chunk.bytes_read, counts.scored)
-            if on_chunk is not None:
-                on_chunk(run)
+        while True:
+            # the collector waits from scoring until the chunk is stored and its objects are freed: re-enabled
+            # before, it would traverse every document of the chunk for nothing (``gc_paused``)
+            with gc_paused():
+                item = next(scored_chunks, None)
+                if item is None:
+                    break
+                chunk, scored = item
+                documents = scored.documents
+                counts.add_scored(len(documents), scored.models, scored.profile)
+                counts.read = chunk.position
+                counts.add_rejects(chunk.rejects)
+                if output is not None:
+                    output.write("".join(text + "\n" for text in documents.json()))
+                    output.flush()
+                    offsets["output"] = output.tell()
+                if rejects is not None and chunk.rejects:
+                    rejects.write("".join(reject.to_json() + "\n" for reject in chunk.rejects))
+                    rejects.flush()
+                    offsets["rejects"] = rejects.tell()
+                committed_rows = run.rows
+                run.rows = chunk.position
+                run.chunks += 1
+                run.counts = counts.to_dict()
+                _write_with_retry(store, documents, run, options, committed_rows)
+                scored_now += len(documents)
+                progress.update(chunk.bytes_read, counts.scored)
+                if on_chunk is not None:
+                    on_chunk(run)
+                del item, chunk, scored, documents
     except RunStopped as exc:
         mark_interrupted(store, run.id)
         if "resume with:" in str(exc):
