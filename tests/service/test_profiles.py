@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
 
 from mlsm.runs._profiles import RunProfile
 from mlsm.service.settings import ServiceSettings
-from mlsm.service.writer import PROFILE_RECORDS
+from mlsm.service.writer import PROFILE_RECORDS, RUN_SECONDS
 from mlsm.stores import open_store
 
 from .conftest import in_process
@@ -61,3 +63,35 @@ async def test_the_profile_reaches_the_run_record_while_serving_and_counts_every
     profile = RunProfile.from_json(final.counts["profile"])
     assert profile.rows == total and profile.fields["a"].count == total
     assert profile.models["doubler@1"].outputs["d"].maximum == 2.0 * (total - 1)
+
+
+@pytest.mark.slow
+async def test_the_run_record_is_saved_at_most_every_run_seconds_and_exactly_at_shutdown(
+    settings: Callable[..., ServiceSettings],
+) -> None:
+    # the run record is the run's whole row (counts, profile, provenance): saved with every commit it made most of
+    # the store's writes; now a commit saves it when RUN_SECONDS have passed since the last save
+    async with in_process(settings()) as service:
+        run, url = service.runtime.run.id, service.runtime.store.url
+
+        async def stored_rows() -> int:
+            with open_store(url, mode="read") as store:
+                record = store.get_run(run)
+            assert record is not None
+            return record.rows
+
+        assert (await service.client.post("/v1/score", json={"id": 0, "a": 0, "b": 1})).status_code == 200
+        assert await stored_rows() == 1  # the first commit saves it
+        started = time.monotonic()
+        for i in range(1, 20):
+            assert (await service.client.post("/v1/score", json={"id": i, "a": i, "b": 1})).status_code == 200
+        lagging, took = await stored_rows(), time.monotonic() - started
+        if took < RUN_SECONDS:  # (on a machine too loaded to send 19 requests in a second, every commit may save)
+            assert lagging < 20
+        await asyncio.sleep(RUN_SECONDS + 0.1)
+        assert (await service.client.post("/v1/score", json={"id": 20, "a": 1, "b": 1})).status_code == 200
+        assert await stored_rows() == 21  # behind by less than RUN_SECONDS, then caught up
+    with open_store(url) as store:
+        final = store.get_run(run)
+    assert final is not None and final.status == "completed" and final.rows == 21
+    assert final.counts["models"]["adder@1"] == {"ok": 21, "errors": 0}
