@@ -184,8 +184,8 @@ def wrk_load(
     url: str, bodies: list[bytes], concurrency: int, seconds: float, path: str = "/v1/score", pid: int | None = None
 ) -> dict[str, float]:
     """What :func:`load` measures, with ``wrk`` as the client (one thread, ``concurrency`` keep-alive connections,
-    each sending the bodies in turn, one request in flight per connection): its CPU cost per request is a tenth of
-    the asyncio client's, which on a 2-core machine shares the cores with the server."""
+    each sending the bodies in turn, one request in flight per connection): a client from outside Python, which
+    costs 0.04 ms of CPU a request here (the asyncio client 0.07 ms)."""
     listed = ",".join(_lua_string(body) for body in bodies)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT % (listed, path))

@@ -118,9 +118,9 @@ def create_app(runtime: ServiceRuntime, *, handle_sighup: bool = False) -> FastA
 
 
 class _Service(FastAPI):
-    """The app, with ``POST /v1/score`` taken before Starlette's middleware stack: its layers (error handling, body
-    limits, telemetry, each wrapping every ``send``) cost about a tenth of a scoring request's CPU, and the edge
-    does all the route needs (``_Edge`` handles the scoring route itself, exceptions included)."""
+    """The app, with ``POST /v1/score`` taken before Starlette's middleware stack (error handling, body limits,
+    telemetry: a layer of calls for every request, some wrapping its ``send``): the edge does all that route needs, its
+    exceptions included; every other route passes the whole stack, the edge as its middleware."""
 
     scoring_edge: _Edge
 

@@ -97,9 +97,10 @@ class RunRecord:
 
 
 def _record_text(value: dict[str, Any]) -> str:
-    """A run record's counts or info as JSON text: orjson (the service saves its run, drift profile included,
-    with every commit: 12x the standard library's speed on a 127 KB profile), the standard library for what orjson
-    refuses (integers beyond 64 bits, numpy values)."""
+    """A run record's counts or info as JSON text: orjson (a batch run saves its run, drift profile included, with
+    every chunk: 12x the standard library's speed on a 127 KB profile; NaN is written as null, valid JSON where the
+    standard library wrote ``NaN``), the standard library for what orjson refuses (integers beyond 64 bits, numpy
+    values)."""
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
