@@ -26,7 +26,8 @@ shared by client and server, so the client's own cost is in the figures; compare
 else the asyncio client. Both cost little next to the server (measured at c=16: wrk 0.04 ms of CPU a request, the
 asyncio client 0.07 ms, against the server's ~0.5 ms) and give about the same figures for one server process,
 which is bound by its one core (the GIL) while the second core is nearly idle; ``--serve-args '--workers 2'`` uses
-it, and then the asyncio client, one Python thread, is the limit (p99 at c=16 14.0 ms against wrk's 11.5 ms).
+it, and then the asyncio client shares the two cores with two server processes (p99 at c=16 14.0 ms against
+wrk's 11.5 ms).
 """
 
 from __future__ import annotations
