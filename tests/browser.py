@@ -326,6 +326,13 @@ class Page:
         total, missing = self.evaluate(_UNDRAWN_JS % json.dumps(selector))
         return int(total), list(missing)
 
+    def drawn(self, timeout: float = 30.0, selector: str = "[data-chart]") -> tuple[int, list[str]]:
+        """:meth:`undrawn`, asked again until every chart is drawn or ``timeout`` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while (undrawn := self.undrawn(selector))[1] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return undrawn
+
     def mouse_move(self, x: float, y: float) -> None:
         """Move the mouse to (x, y) in the window, as a hovering user would."""
         self._page.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})

@@ -3,7 +3,7 @@ model scored on its own (``Model.execute``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlsm.engine._frames import arrays_from_record, frame_from_record
@@ -50,26 +50,27 @@ def record_slot(step: Step, outcome: tuple[bool, Any, float]) -> dict[str, Any]:
 def call_batch(step: Step, frame: Any, count: int) -> list[dict[str, Any]]:
     """Call a batch model once on ``frame`` of ``count`` rows; one slot per row, errors isolated per row where
     possible."""
-    if count == 0:
-        return []
-    try:
-        output = step.call(frame)
-    except (Exception, SystemExit) as exc:
-        slot = exception_slot(exc, step.model.status)
-        return [{**slot, "_errors": [dict(error) for error in slot["_errors"]]} for _ in range(count)]
-    return frame_slots(output, count, step.model.status)
+    return _call_once(step, frame, count, frame_slots)
 
 
 def call_columns(step: Step, arrays: dict[str, Any], count: int) -> list[dict[str, Any]]:
     """Call a ``batch="columns"`` model once on ``arrays`` (column arrays of ``count`` rows); one slot per row."""
+    return _call_once(step, arrays, count, array_slots)
+
+
+def _call_once(
+    step: Step, data: Any, count: int, slots: Callable[[Any, int, str], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """One call of a model on ``count`` rows at once; its output's ``slots``, or the exception's slot for every
+    row (each its own copy)."""
     if count == 0:
         return []
     try:
-        output = step.call(arrays)
+        output = step.call(data)
     except (Exception, SystemExit) as exc:
         slot = exception_slot(exc, step.model.status)
         return [{**slot, "_errors": [dict(error) for error in slot["_errors"]]} for _ in range(count)]
-    return array_slots(output, count, step.model.status)
+    return slots(output, count, step.model.status)
 
 
 def call_columns_one(step: Step, data: dict[str, Any]) -> dict[str, Any]:
