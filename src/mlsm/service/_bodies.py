@@ -4,7 +4,10 @@ text checked by the one Unicode rule and ids by the one id rule, each problem a 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import orjson
 
 from mlsm.errors import InvalidId, RequestError
 from mlsm.ids import normalize_id
@@ -17,8 +20,23 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: A run of digits orjson might not read as the standard library does: an integer beyond 64 bits (orjson makes it a
+#: float), or a number too large for a float (orjson refuses it, the standard library reads infinity).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def decode_json(body: bytes) -> Any:
-    """The JSON value of a body (NaN and Infinity refused); ``RequestError`` 400 when it is empty or malformed."""
+    """The JSON value of a body (NaN and Infinity refused); ``RequestError`` 400 when it is empty or malformed.
+
+    The value is exactly what the standard library's ``json.loads`` reads: orjson (several times faster on a
+    request's body) is asked first, and the standard library reads whatever orjson refuses (a lone surrogate escape,
+    a byte order mark, UTF-16, malformed JSON: its error message is the one given) or might read otherwise (a body
+    with 19 digits in a row)."""
+    if _LONG_DIGITS.search(body) is None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     if not body.strip():
         raise RequestError(400, "malformed JSON: the body is empty; send a JSON object")
     try:

@@ -10,6 +10,8 @@ import time
 import traceback
 from typing import Any, TextIO
 
+import orjson
+
 __all__ = ["EventLog", "capture_server_logs"]
 
 
@@ -29,12 +31,26 @@ class EventLog:
             return
         now = time.time()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-        line = json.dumps({"ts": stamp, "level": level, "event": event, **fields}, default=str, ensure_ascii=False)
+        line = _line({"ts": stamp, "level": level, "event": event, **fields})
         try:
             self.stream.write(line + "\n")
             self.stream.flush()
         except (OSError, ValueError):  # a closed or broken log stream must never fail a request
             pass
+
+
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _line(event: dict[str, Any]) -> str:
+    """One event as a JSON line: orjson (one per request, a fifth of the standard library's cost), which writes
+    whatever is not JSON as its ``str`` as the standard library's ``default=str`` would; the standard library where
+    orjson refuses a value (an integer beyond 64 bits, a lone surrogate, a key that is not text). A NaN is written as
+    ``null`` (the standard library wrote ``NaN``, which no JSON reader takes)."""
+    try:
+        return orjson.dumps(event, default=str, option=_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(event, default=str, ensure_ascii=False)
 
 
 class _EventHandler(logging.Handler):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -21,7 +22,11 @@ from prometheus_client.registry import Collector
 
 from mlsm.runs._counts import tally_slots
 
-__all__ = ["GROUP_BUCKETS", "LATENCY_BUCKETS", "ServiceMetrics"]
+__all__ = ["FLUSH_SECONDS", "GROUP_BUCKETS", "LATENCY_BUCKETS", "ServiceMetrics"]
+
+#: How long (seconds) counted results of a single-process service may wait before they reach the counters (a scrape
+#: adds them first, so it never sees fewer; with several workers they are counted at once).
+FLUSH_SECONDS = 1.0
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096)
@@ -126,6 +131,13 @@ class ServiceMetrics:
         self._children: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
         self._stuck_seen: set[str] = set()
+        # results counted since the last flush: ``count_results`` is called for every request, and six counter
+        # increments (each with its lock, and in multiprocess mode a write to a shared file) cost more than the
+        # tally itself
+        self._tallies: dict[str, list[int]] = {}
+        self._tallied = 0
+        self._flushed = time.monotonic()
+        self._tally_lock = threading.Lock()
 
     # -- hooks -------------------------------------------------------------------------------------------------
 
@@ -144,10 +156,25 @@ class ServiceMetrics:
         self._child("call", model, self.model_seconds).observe(seconds)
 
     def count_results(self, results: list[dict[str, Any]]) -> None:
-        """Count each model's result and error slots in scored records."""
-        self.records.inc(len(results))
-        tallies: dict[str, list[int]] = {}
-        tally_slots(results, tallies)
+        """Count each model's result and error slots in scored records (in one process: into the counters at most
+        ``FLUSH_SECONDS`` later, and before any scrape)."""
+        with self._tally_lock:
+            tally_slots(results, self._tallies)
+            self._tallied += len(results)
+            # with several workers another worker's scrape reads this one's files, and an idle worker would never
+            # flush: counted at once there
+            due = self.multiprocess or time.monotonic() - self._flushed >= FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Add the results counted so far to the counters."""
+        with self._tally_lock:
+            tallies, self._tallies = self._tallies, {}
+            tallied, self._tallied = self._tallied, 0
+            self._flushed = time.monotonic()
+        if tallied:
+            self.records.inc(tallied)
         for key, (ok, errors) in tallies.items():
             self._child("results", key, self.model_results).inc(ok + errors)
             if errors:
@@ -189,7 +216,9 @@ class ServiceMetrics:
     # -- exposition ----------------------------------------------------------------------------------------------
 
     def render(self, *, queue_depth: int, generation: int, stuck: dict[str, int]) -> tuple[bytes, str]:
-        """The text exposition (and its content type), with the gauges brought up to date first."""
+        """The text exposition (and its content type), with the counted results and the gauges brought up to date
+        first."""
+        self.flush()
         self.queue_depth.set(queue_depth)
         self.generation.set(generation)
         for model in self._stuck_seen | set(stuck):

@@ -139,6 +139,7 @@ class ServiceRuntime:
         self.stopping = True
         await self.writer.close()
         self.grouper.close()
+        self.metrics.flush()  # with several workers, the counts of this one stay in its files for the others' scrapes
         if self.owns_run:
             try:
                 complete_run(self.store, self.run)

@@ -4,6 +4,11 @@ Documents are appended, never rewritten: ``seq`` orders them, and ``_current`` i
 id's documents, newest first, computed on read. A write is one transaction, so a killed run leaves either the
 whole chunk with its progress or nothing. The view ``mlsm_current`` gives each id's newest document to SQL readers.
 
+Pages a commit adds to the write-ahead log are copied into the database file by a checkpointer thread with its own
+connection (:class:`_Checkpointer`), never by the commit itself: SQLite's automatic checkpoint runs inside the commit
+that crosses 1000 pages and waits for two fsyncs there, which on a shared disk took 0.2-0.5 s now and then, the
+service's worst latency.
+
 Opened for reading, the file is opened read-only (``mode=ro``); in a folder nobody can write, where SQLite cannot
 create the write-ahead log's shared-memory file, it is read as immutable (no writer can be at work there).
 """
@@ -41,7 +46,7 @@ from mlsm.stores.outcomes import (
     without_rank,
 )
 
-__all__ = ["SQLiteStore", "sqlite_path"]
+__all__ = ["CHECKPOINT_SECONDS", "WAL_LIMIT_PAGES", "SQLiteStore", "sqlite_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mlsm_results (
@@ -101,6 +106,14 @@ CREATE INDEX IF NOT EXISTS mlsm_outcome_history_id ON mlsm_outcome_history (id, 
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
 
+#: How long (seconds) the checkpointer lets commits gather after one before it copies their pages.
+CHECKPOINT_SECONDS = 0.2
+#: A log this long (pages) has not started over since it was short: SQLite starts it over at a commit that finds
+#: every page copied, which never happens while commits keep coming during the checkpoints. Then the writer copies
+#: what is left itself, right after a commit (a short checkpoint on the commit path, once per this many pages), so
+#: that its next commit starts the log over; a reader still at work in the log (an export, say) defers that.
+WAL_LIMIT_PAGES = 4096
+
 
 def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     """The file path and options of a ``sqlite:///`` URL."""
@@ -135,14 +148,18 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._id_field: str | None = None
         self._path = path
+        self._checkpointer: _Checkpointer | None = None
         if mode == "read":
             self._db = self._open_for_reading()
             return
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            journal = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.executescript(_SCHEMA)
+            if journal == "wal" and path != ":memory:":
+                self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job, off the commit path
+                self._checkpointer = _Checkpointer(path, synchronous.upper())
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {url!r}: {exc}") from exc
 
@@ -230,6 +247,8 @@ class SQLiteStore(Store):
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite store {self.url!r} refused a write: {exc}") from exc
+            if self._checkpointer is not None:
+                self._checkpointer.committed(self._db)
 
     def _insert(self, batch: Documents) -> None:
         rows = [(id_value, batch.run, batch.timestamp, text) for id_value, text in zip(batch.ids, batch.json())]
@@ -396,8 +415,10 @@ class SQLiteStore(Store):
                 yield id_value, outcome, at, document["_timestamp"], document["results"]
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
-            self._db.close()
+            self._db.close()  # the last connection: SQLite checkpoints the rest and removes the log
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -427,6 +448,55 @@ class SQLiteStore(Store):
         finally:
             if reader is not self._db:
                 reader.close()
+
+
+class _Checkpointer:
+    """A thread with its own connection that copies committed log pages into the database file
+    (``PRAGMA wal_checkpoint(PASSIVE)``: it never holds up a writer or a reader) ``CHECKPOINT_SECONDS`` after a
+    commit; and, when the log has grown past ``WAL_LIMIT_PAGES``, the writer's copy of the rest (see there)."""
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._db.execute(f"PRAGMA synchronous={synchronous}")  # a checkpoint syncs as this says
+        self._due = threading.Event()
+        self._stopping = threading.Event()
+        self._long = False  # the log has grown past WAL_LIMIT_PAGES without starting over
+        self.rounds = 0  # checkpoints run by the thread (for tests and curious readers)
+        self._thread = threading.Thread(target=self._run, name="mlsm-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self, writer: sqlite3.Connection) -> None:
+        """A commit on ``writer`` added pages to the log (called with the store's write lock held)."""
+        self._due.set()
+        if self._long:
+            try:
+                _busy, pages, copied = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+            except sqlite3.Error:
+                return  # the thread's checkpoint is under way: after the next commit, then
+            self._long = copied < pages  # all copied: the next commit starts the log over
+
+    def stop(self) -> None:
+        """Stop the thread (a checkpoint under way finishes) and close its connection."""
+        self._stopping.set()
+        self._due.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._due.wait()
+                if self._stopping.wait(CHECKPOINT_SECONDS):
+                    return
+                self._due.clear()  # a commit from now on asks for another round
+                try:
+                    # fetchall: a statement left unfinished would keep a read snapshot, and the log from starting over
+                    _busy, pages, _copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+                except sqlite3.Error:
+                    continue  # a locked or busy file: the next commit's round tries again
+                self.rounds += 1
+                self._long = pages >= WAL_LIMIT_PAGES
+        finally:
+            self._db.close()
 
 
 def _with_current(text: str, rank: int) -> dict[str, Any]:
