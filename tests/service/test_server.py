@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mlsm.stores import open_store
+from mlsm.runs._profiles import RunProfile
+from mlsm.stores import RunRecord, open_store
 
 from ..conftest import run_mlsm
 from ..servers import kill_tree, process_tree, wait_for_exit
@@ -321,6 +322,18 @@ def test_several_workers_share_the_port_reload_together_and_drain_on_sigterm(
         )
 
     assert [scored_total() for _ in range(6)] == [20.0] * 6  # every worker's counts, summed
+
+    def stored_run() -> RunRecord:
+        with open_store(f"sqlite:///{tmp_path / 'results.db'}", mode="read") as store:
+            found = store.get_run(answered["0"]["_run"])
+        assert found is not None
+        return found
+
+    # while serving, the run record adds up both workers' shares within a few seconds (each reports every second)
+    wait_until(lambda: stored_run().rows == 20, 30, "the run record counting both workers' documents")
+    live = stored_run()
+    assert live.status == "running" and live.counts["models"]["adder@1"]["ok"] == 20
+    assert RunProfile.from_json(live.counts["profile"]).rows <= 20
     model_file(MODELS.replace('VERSION = "1"', 'VERSION = "2"'))
     assert httpx.post(server.url + "/v1/admin/reload").status_code == 200
     seen: dict[int, int] = {}
@@ -338,6 +351,11 @@ def test_several_workers_share_the_port_reload_together_and_drain_on_sigterm(
             assert store.current(key) == body
         run = store.get_run(body["_run"])
         assert run is not None and run.status == "completed" and run.info["settings"]["workers"] == 2
+    # the final counts and drift profile are exact: every worker's last share, told as it stopped
+    assert run.rows == 20 and run.counts["read"] == 20 and run.counts["scored"] == 20
+    assert run.counts["models"]["adder@1"] == {"ok": 20, "errors": 0}
+    profile = RunProfile.from_json(run.counts["profile"])
+    assert profile.rows == 20 and profile.fields["a"].count == 20 and profile.fields["a"].maximum == 19
     # the supervisor recorded the code each worker served: the first set, and the reloaded one once
     assert [s["models"] for s in run.info["sets"]] == [
         ["adder@1", "doubler@1", "summary@1"],

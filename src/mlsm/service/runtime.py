@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mlsm._version import __version__
@@ -57,6 +58,7 @@ class ServiceRuntime:
         owns_run: bool,
         metrics: ServiceMetrics,
         log: EventLog,
+        on_progress: Callable[[RunRecord], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -85,6 +87,7 @@ class ServiceRuntime:
             retry_seconds=settings.store_retry,
             on_write=metrics.on_write,
             on_failure=metrics.on_write_failure,
+            on_progress=on_progress,
         )
         self.stopping = False
         self.started = False
@@ -100,10 +103,12 @@ class ServiceRuntime:
         owns_run: bool = True,
         first: ServingSet | None = None,
         metrics: ServiceMetrics | None = None,
+        on_progress: Callable[[RunRecord], None] | None = None,
     ) -> ServiceRuntime:
         """Load the models (unless ``first`` was loaded already, with ``metrics``' model call hook), open the store
         and register the run (unless ``owns_run`` is False: a worker of several writes under its supervisor's run
-        ``run_id``). Raises ``MlsmError`` on setup problems.
+        ``run_id``, its own progress counted from zero and told to ``on_progress``, see :class:`ResultWriter`).
+        Raises ``MlsmError`` on setup problems.
         """
         settings.check()
         log = log if log is not None else EventLog(access=settings.access_log)
@@ -119,13 +124,22 @@ class ServiceRuntime:
             run_id = run_id or settings.run_id or new_service_run_id()
             if owns_run:
                 run = start_run(store, run_id, service_run_info(settings, first, store))
-            else:
-                run = store.get_run(run_id) or RunRecord.new(run_id, {})
+            else:  # this worker's share only: the supervisor adds up the workers' shares in the stored run
+                run = RunRecord.new(run_id, {})
         except BaseException:
             store.close()
             first.close()
             raise
-        return cls(settings, first=first, store=store, run=run, owns_run=owns_run, metrics=metrics, log=log)
+        return cls(
+            settings,
+            first=first,
+            store=store,
+            run=run,
+            owns_run=owns_run,
+            metrics=metrics,
+            log=log,
+            on_progress=on_progress,
+        )
 
     # -- lifespan ----------------------------------------------------------------------------------------------
 
@@ -147,7 +161,7 @@ class ServiceRuntime:
                 self.log.event("run_not_saved", "error", run=self.run.id, error=str(exc))
         self.store.close()
         self.live.current.close()
-        self.log.event("stopped", run=self.run.id, stored=self.run.rows if self.owns_run else None)
+        self.log.event("stopped", run=self.run.id, stored=self.run.rows)
 
     # -- scoring -----------------------------------------------------------------------------------------------
 

@@ -218,8 +218,13 @@ def _worker_main(
     from mlsm.service.runtime import ServiceRuntime, set_info
 
     log = EventLog(access=settings.access_log)
+    pid = os.getpid()
+
+    def progress(run: RunRecord) -> None:  # on the writer's thread; the supervisor adds up the workers' shares
+        events.put(("progress", pid, "", {"rows": run.rows, "chunks": run.chunks, "counts": run.counts}))
+
     try:
-        runtime = ServiceRuntime.open(settings, log=log, run_id=run_id, owns_run=False)
+        runtime = ServiceRuntime.open(settings, log=log, run_id=run_id, owns_run=False, on_progress=progress)
     except MlsmError as exc:
         log.event("worker_setup_failed", "error", worker=index, pid=os.getpid(), message=str(exc))
         sys.exit(2)
@@ -252,6 +257,7 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sourc
             event = workers.next_event(timeout=0.2)
             if event is not None:
                 _on_worker_event(event, run, workers)
+            run.save_progress()
             if signals.hangup():
                 log.event("reload_requested", trigger="SIGHUP", workers=len(workers.processes))
                 workers.signal(signal.SIGHUP)
@@ -260,9 +266,11 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sourc
     finally:
         log.event("stopping", workers=len(workers.processes))
         workers.stop(settings.shutdown_timeout + 30)
-        for kind, _, _, entry in workers.last_events():  # sets loaded just before the stop are recorded too
+        for kind, sender, _, entry in workers.last_events():  # sets loaded, and the final shares, before the stop
             if kind == "loaded":
                 run.record(entry)
+            elif kind == "progress":
+                run.progress(sender, entry)
         run.complete()
         shutil.rmtree(metrics_dir, ignore_errors=True)
         log.event("stopped", run=run.id)
@@ -273,6 +281,9 @@ def _on_worker_event(event: tuple[str, int, str, Any], run: _SupervisedRun, work
     """A worker loaded a set (at start, or on a reload by ``trigger``): record its code; after a reload through the
     API, have the other workers reload too."""
     kind, sender, trigger, entry = event
+    if kind == "progress":
+        run.progress(sender, entry)
+        return
     if kind != "loaded":
         return
     run.record(entry)
@@ -282,12 +293,22 @@ def _on_worker_event(event: tuple[str, int, str, Any], run: _SupervisedRun, work
 
 class _SupervisedRun:
     """The run record of a service with several workers: the supervisor alone writes it, opening the store for each
-    write (it serves no request, so it holds no connection)."""
+    write (it serves no request, so it holds no connection).
+
+    Its progress (documents stored, per-model counts, the drift profile) is the sum of the workers' shares: each
+    worker process reports its own share since it started, whole, about every ``RUN_SECONDS`` and when it stops
+    (:meth:`progress`); the sum is saved at most every ``RUN_SECONDS`` (:meth:`save_progress`) and exactly at
+    :meth:`complete`. A worker that dies leaves its last report (up to ``RUN_SECONDS`` short of what it stored);
+    the one restarted in its place reports from zero.
+    """
 
     def __init__(self, run: RunRecord, store_url: str | None, log: EventLog) -> None:
         self.run = run
         self.store_url = store_url
         self.log = log
+        self._shares: dict[int, dict[str, Any]] = {}  # each worker process's last report, by pid
+        self._unsaved = False
+        self._saved = time.monotonic()
 
     @classmethod
     def start(cls, settings: ServiceSettings, first: Any, log: EventLog) -> _SupervisedRun:
@@ -327,11 +348,46 @@ class _SupervisedRun:
         except MlsmError as exc:
             self.log.event("run_not_saved", "error", run=self.run.id, error=str(exc))
 
+    def progress(self, pid: int, share: dict[str, Any]) -> None:
+        """Worker ``pid``'s report of its share so far (``rows``, ``chunks``, ``counts``), replacing its last."""
+        self._shares[pid] = share
+        self._unsaved = True
+
+    def save_progress(self) -> None:
+        """Save the workers' shares added up, when one has changed and ``RUN_SECONDS`` have passed since the last
+        save."""
+        from mlsm.service.writer import RUN_SECONDS
+        from mlsm.stores import open_store
+
+        if not self._unsaved or time.monotonic() - self._saved < RUN_SECONDS:
+            return
+        self._add_up()
+        try:
+            with open_store(self.store_url) as store:
+                store.save_run(self.run)
+        except MlsmError as exc:
+            self.log.event("run_not_saved", "error", run=self.run.id, error=str(exc))
+
+    def _add_up(self) -> None:
+        from mlsm.runs._counts import Counts
+
+        total = Counts()
+        for share in self._shares.values():
+            total.add(Counts.from_dict(share["counts"]))
+        self.run.rows = sum(share["rows"] for share in self._shares.values())
+        self.run.chunks = sum(share["chunks"] for share in self._shares.values())
+        self.run.counts = total.to_dict()
+        self._unsaved = False
+        self._saved = time.monotonic()
+
     def complete(self) -> None:
-        """Mark the run completed (a store unavailable now leaves it as it was)."""
+        """Mark the run completed, with the workers' last reports added up (a store unavailable now leaves it as
+        it was)."""
         from mlsm.runs._run_record import complete_run
         from mlsm.stores import open_store
 
+        if self._unsaved:
+            self._add_up()
         with contextlib.suppress(MlsmError), open_store(self.store_url) as store:
             complete_run(store, self.run)
 

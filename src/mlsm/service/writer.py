@@ -50,10 +50,12 @@ PROFILE_RECORDS = 256
 class ResultWriter:
     """Writes batches of result documents to ``store`` from a bounded queue, oldest first.
 
-    With ``run`` and ``owns_run``, the run's progress (documents stored, writes, per-model ok/error counts) is
-    committed with a write at most every ``RUN_SECONDS`` (a batch run commits it with every chunk: it resumes from
-    it; the service does not), and exactly when the run completes. ``on_write(documents, seconds)`` and
-    ``on_failure()`` feed the metrics.
+    With ``run`` and ``owns_run``, the run's progress (documents stored, writes, per-model ok/error counts and the
+    drift profile) is committed with a write at most every ``RUN_SECONDS`` (a batch run commits it with every
+    chunk: it resumes from it; the service does not), and exactly when the run completes. With ``on_progress``
+    instead (a worker of several, whose supervisor owns the run), the same progress is counted from zero in ``run``
+    and ``on_progress(run)`` is told it at most every ``RUN_SECONDS`` and once more, exactly, at :meth:`close`.
+    ``on_write(documents, seconds)`` and ``on_failure()`` feed the metrics.
     """
 
     def __init__(
@@ -68,10 +70,13 @@ class ResultWriter:
         retry_seconds: float,
         on_write: Callable[[int, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
+        on_progress: Callable[[RunRecord], None] | None = None,
     ) -> None:
         self.store = store
         self.run = run
         self.owns_run = owns_run
+        self._on_progress = on_progress
+        self._counting = owns_run or on_progress is not None
         self.capacity = capacity
         self.wait = wait_ms / 1000.0
         self.max_documents = max_documents
@@ -83,6 +88,7 @@ class ResultWriter:
         self._profile, self._counts.profile = self._counts.profile, None
         self._profile_json: tuple[float, dict[str, Any]] | None = None
         self._run_saved: float | None = None  # time.monotonic() of the last commit that saved the run record
+        self._progress_unsaved = False  # a write was counted since the run record was last brought up to date
         # samples of committed batches not yet in the profile; folded in on a thread, off the commit path
         self._unprofiled: list[Sample] = []
         self._unprofiled_records = 0
@@ -158,23 +164,36 @@ class ResultWriter:
         if self._folding is not None:
             await self._folding
         self._fold(encode=False)
-        if self.owns_run and self._profile is not None:  # drift profile: the final one, whatever was encoded last
+        if self._counting and self._profile is not None:  # drift profile: the final one, whatever was encoded last
             self.run.counts = {**self.run.counts, "profile": self._profile.to_json()}
+        if self._on_progress is not None:
+            self._on_progress(self.run)
 
     async def _run(self) -> None:
         cond = self._cond
         assert cond is not None
         while True:
             async with cond:
-                await cond.wait_for(lambda: bool(self._items) or self._closing)
-                if not self._items:
+                if self._progress_unsaved:
+                    try:  # idle this long: the run record is brought up to date (close() saves it exactly anyway)
+                        await asyncio.wait_for(cond.wait_for(lambda: bool(self._items) or self._closing), RUN_SECONDS)
+                    except TimeoutError:
+                        pass
+                else:
+                    await cond.wait_for(lambda: bool(self._items) or self._closing)
+                if self._closing and not self._items:
                     return
-                taken = [self._items.popleft()]
-                size = len(taken[0][0])
-                while self._items and size + len(self._items[0][0]) <= self.max_documents:
-                    item = self._items.popleft()
-                    taken.append(item)
-                    size += len(item[0])
+                idle = not self._items
+                if not idle:
+                    taken = [self._items.popleft()]
+                    size = len(taken[0][0])
+                    while self._items and size + len(self._items[0][0]) <= self.max_documents:
+                        item = self._items.popleft()
+                        taken.append(item)
+                        size += len(item[0])
+            if idle:
+                await self._save_progress()
+                continue
             batch = Documents.merge([b for b, _, _ in taken])
             try:
                 await self._write(batch, [s for _, _, s in taken])
@@ -239,7 +258,7 @@ class ResultWriter:
             raise ResultRefused(f"the store refused the {what} (retrying will not help): {_reason(exc)}") from exc
 
     def _write_now(self, batch: Documents, samples: list[Sample | None]) -> None:
-        if not self.owns_run:
+        if not self._counting:
             self.store.write(batch)
             return
         run = self.run
@@ -259,17 +278,52 @@ class ResultWriter:
         saved = self._run_saved
         save = saved is None or now - saved >= RUN_SECONDS or (encoded is not None and encoded[0] > saved)
         try:
-            self.store.write(batch, run if save else None)
+            self.store.write(batch, run if save and self.owns_run else None)
         except BaseException:
             run.rows, run.chunks, run.counts = before
             raise
         if save:
             self._run_saved = now
+            if self._on_progress is not None:
+                self._on_progress(run)
+        self._progress_unsaved = True  # the counts or the profile (folded later) are ahead of what was saved
         self._counts = counts
         added = [sample for sample in samples if sample is not None]
         with self._profile_lock:
             self._unprofiled.extend(added)
             self._unprofiled_records += sum(len(sample.records) for sample in added)
+
+    async def _save_progress(self) -> None:
+        """Save the run's progress (or tell it to ``on_progress``) as it is now, its drift profile with every
+        committed record; after ``RUN_SECONDS`` without a write, so that an idle service's run record is exact."""
+        if self._folding is not None:  # one fold at a time: two would each merge into the same old profile
+            await asyncio.wait({self._folding})
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._save_progress_now)
+        except Exception:  # the store is away: the next idle second, a write or close() saves it
+            pass
+
+    def _save_progress_now(self) -> None:
+        self._progress_unsaved = False
+        self._fold(encode=False)
+        with self._profile_lock:
+            profile = self._profile
+        run = self.run
+        counts = dict(run.counts)
+        if profile is not None:
+            counts["profile"] = profile.to_json()
+            with self._profile_lock:
+                self._profile_json = (time.monotonic(), counts["profile"])
+        run.counts = counts
+        try:
+            if self.owns_run:
+                self.store.save_run(run)
+        except BaseException:
+            self._progress_unsaved = True
+            raise
+        self._run_saved = time.monotonic()
+        if self._on_progress is not None:
+            self._on_progress(run)
 
     def _fold_due(self) -> bool:
         """True when the committed samples should join the profile: ``PROFILE_RECORDS`` of them are waiting, or
