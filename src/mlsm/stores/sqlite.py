@@ -483,7 +483,8 @@ class _Checkpointer:
 
     def _run(self) -> None:
         try:
-            while True:
+            # stop() sets _stopping before _due: a round whose clear() below came after stop() ends the loop here
+            while not self._stopping.is_set():
                 self._due.wait()
                 if self._stopping.wait(CHECKPOINT_SECONDS):
                     return
