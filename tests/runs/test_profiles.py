@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlsm import Engine, Field, Model, open_store
 from mlsm.evaluation._drift import CategoricalProfile, NumericProfile
 from mlsm.runs import Counts
 from mlsm.runs._chunks import score_chunk
-from mlsm.runs._profiles import RunProfile, profile_chunk
+from mlsm.runs._profiles import RunProfile, Sample, profile_chunk, profile_records, profile_samples
+from mlsm.service.grouping import score_records
 
 from ..conftest import run_mlsm
 
@@ -179,3 +182,61 @@ def test_a_profile_merged_from_worker_processes_equals_one_process(tmp_path: Pat
     two = run_mlsm(*common, "--run-id", "two", "--workers", "2", cwd=tmp_path, timeout=240)
     assert one.code == 0 and two.code == 0, one.err + two.err
     assert _stored_profile(url, "two") == _stored_profile(url, "one")
+
+
+_VALUES = {
+    "n": ["0", "12", "1e3", "", "nan", " NULL ", "1.5", "-1", "abc", 7, None],
+    "x": ["2.5", "-0.0", "1e300", None, "none", "inf", "1,5", 3.25],
+    "d": ["", "3", "4", None],
+    "c": ["a", "b", "c", "", "A", None],
+    "t": ["  padded ", "x", "", "null", "é"],
+    "b": ["yes", "NO", "1", "0", "maybe", "", True],
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(
+        st.fixed_dictionaries({}, optional={name: st.sampled_from(values) for name, values in _VALUES.items()}),
+        min_size=1,
+        max_size=40,
+    ),
+    cuts=st.lists(st.integers(1, 8), min_size=1, max_size=12),
+    kept=st.lists(st.booleans(), min_size=12, max_size=12),
+    alone=st.integers(0, 3),
+)
+def test_the_service_profile_read_from_the_engines_conversions_equals_profiling_the_stored_records(
+    records: list[dict[str, object]], cuts: list[int], kept: list[bool], alone: int
+) -> None:
+    # a group of requests scored together (rows cut into requests), some of them not stored, and requests scored
+    # one at a time (no conversions): the profile of what was stored, whichever way each request was scored
+    fields = {
+        "n": Field(int, ge=0),
+        "x": Field(float, required=False),
+        "d": Field(float, default=1.0),
+        "c": Field(str, choices=["a", "b"], required=False),
+        "t": Field(str, required=False),
+        "b": Field(bool, required=False),
+    }
+    engine = Engine([Model("m", fields, "1", _echo, status="active"), Model("k", {"n": int}, "1", _echo)])
+    scored = score_records(engine, records, True)
+    samples, stored_records, stored_results = [], [], []
+    start = 0
+    for i, size in enumerate(cuts):
+        if start >= len(records):
+            break
+        rows = slice(start, start + size)
+        if kept[i]:
+            part = records[rows]
+            samples.append(Sample(engine, part, scored.results[rows], scored.conversions, start))
+            stored_records += part
+            stored_results += scored.results[rows]
+        start += size
+    for record in records[:alone]:
+        one = score_records(engine, [record], False)
+        assert one.conversions is None
+        samples.append(Sample(engine, [record], one.results))
+        stored_records.append(record)
+        stored_results += one.results
+    expected = profile_records(engine, stored_records, stored_results) if stored_records else None
+    assert profile_samples(samples) == expected

@@ -43,7 +43,7 @@ async def test_clients_in_step_are_scored_one_group_per_round(tmp_path: Path) ->
     async def client(i: int) -> list[int]:
         answers = []
         for round_ in range(3):
-            results = await grouper.score(models, [{"a": 10 * i + round_}])
+            results = (await grouper.score(models, [{"a": 10 * i + round_}])).results
             answers.append(results[0]["vec"]["1"]["twice"])
         return answers
 
@@ -62,7 +62,7 @@ async def test_one_client_at_a_time_is_never_grouped(tmp_path: Path) -> None:
     sizes: list[int] = []
     grouper = Grouper(max_size=64, max_wait_ms=50, threads=2, on_group=lambda n, seconds: sizes.append(n))
     for i in range(5):
-        assert (await grouper.score(models, [{"a": i}]))[0]["vec"]["1"]["twice"] == 2 * i
+        assert (await grouper.score(models, [{"a": i}])).results[0]["vec"]["1"]["twice"] == 2 * i
     assert sizes == [1, 1, 1, 1, 1]
     grouper.close()
 
@@ -74,7 +74,7 @@ async def test_groups_never_exceed_the_maximum_nor_mix_model_sets(tmp_path: Path
     grouper = Grouper(max_size=4, max_wait_ms=20, threads=2, on_group=lambda n, seconds: sizes.append(n))
     calls = [grouper.score(old if i % 2 else new, [{"a": i}]) for i in range(20)]
     results = await asyncio.gather(*calls)
-    for i, result in enumerate(results):
+    for i, (result, _, _) in enumerate(results):
         assert list(result[0]["vec"]) == (["1"] if i % 2 else ["2"])
         assert result[0]["vec"]["1" if i % 2 else "2"]["twice"] == 2 * i
     assert sum(sizes) == 20 and max(sizes) <= 4

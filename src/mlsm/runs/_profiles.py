@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -37,6 +37,7 @@ __all__ = [
     "profile_chunk",
     "profile_records",
     "profile_samples",
+    "profile_steps",
 ]
 
 #: Set to ``off`` to score without profiles: only for measuring what profiles cost (``benchmarks/bench_profiles.py
@@ -235,28 +236,111 @@ def profile_records(
 
 @dataclass(frozen=True)
 class Sample:
-    """Records scored one at a time (a service request) with the engine that scored them and their results."""
+    """Records scored by the service (one request) with the engine that scored them and their results. When they were
+    rows ``offset`` to ``offset + len(records)`` of a group scored by ``Engine.score_columns``, ``conversions`` holds
+    the engine's converted columns of that group: the profile reads them instead of converting the records again."""
 
     engine: Engine
     records: Sequence[Mapping[str, Any]]
     results: Sequence[Mapping[str, Any]]
+    conversions: Conversions | None = None
+    offset: int = 0
 
 
 def profile_samples(samples: Sequence[Sample]) -> RunProfile | None:
-    """The profile of several samples (a service's group commit): one columnar pass per engine, not per request."""
+    """The profile of several samples (a service's group commit): one columnar pass per engine, not per request,
+    equal to :func:`profile_records` of all their records (the engine's conversions are read where the samples
+    carry them, as :func:`profile_chunk` reads a batch run's)."""
+    steps = profile_steps(samples)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            profile: RunProfile | None = done.value
+            return profile
+
+
+def profile_steps(samples: Sequence[Sample]) -> Generator[None, None, RunProfile | None]:
+    """:func:`profile_samples` in steps of about a field's work each (a generator that returns the profile), so that
+    the service's event loop can profile between requests without holding them up."""
     if not samples or not profiles_enabled():
         return None
-    by_engine: dict[int, tuple[Engine, list[Mapping[str, Any]], list[Mapping[str, Any]]]] = {}
+    by_engine: dict[int, list[Sample]] = {}
     for sample in samples:
-        _, records, results = by_engine.setdefault(id(sample.engine), (sample.engine, [], []))
-        records.extend(sample.records)
-        results.extend(sample.results)
+        by_engine.setdefault(id(sample.engine), []).append(sample)
     merged: RunProfile | None = None
-    for engine, records, results in by_engine.values():
-        part = profile_records(engine, records, results)
-        if part is not None:
-            merged = part if merged is None else merged.merge(part)
+    for same_engine in by_engine.values():
+        part = yield from _samples_profile(same_engine)
+        merged = part if merged is None else merged.merge(part)
     return merged
+
+
+class _Rows:
+    """Consecutive rows of one group (samples that followed each other in it), or consecutive samples without
+    conversions (converted together)."""
+
+    __slots__ = ("conversions", "samples", "start", "stop")
+
+    def __init__(self, sample: Sample) -> None:
+        self.conversions, self.samples = sample.conversions, [sample]
+        self.start, self.stop = sample.offset, sample.offset + len(sample.records)
+
+    def take(self, sample: Sample) -> bool:
+        """Add ``sample`` when it continues these rows; False when it does not."""
+        if sample.conversions is not self.conversions or (self.conversions is not None and sample.offset != self.stop):
+            return False
+        self.samples.append(sample)
+        self.stop += len(sample.records)
+        return True
+
+    def column(self, name: str, check: FieldCheck) -> ColumnResult:
+        """The field's converted rows: the engine's, unless it has none or a default hides which were missing; then
+        converted again by the profile's ``check`` (as an optional field)."""
+        done = self.conversions.columns if self.conversions is not None else {}
+        engine_check, converted = done.get(name, (None, None))
+        if engine_check is None or converted is None or engine_check.field.default is not MISSING:
+            values = [record.get(name) for sample in self.samples for record in sample.records]
+            return check.convert_column(values, len(values))
+        if self.start == 0 and self.stop == len(converted.missing):
+            return converted
+        start, stop = self.start, self.stop
+        problems = {row - start: problem for row, problem in converted.problems.items() if start <= row < stop}
+        return ColumnResult(converted.values[start:stop], converted.missing[start:stop], problems)
+
+
+def _samples_profile(samples: list[Sample]) -> Generator[None, None, RunProfile]:
+    """One engine's samples as one profile: each field's rows joined from the samples' groups in order (a step per
+    field and per model)."""
+    parts: list[_Rows] = []
+    for sample in samples:
+        if not parts or not parts[-1].take(sample):
+            parts.append(_Rows(sample))
+    plan = _plan(samples[0].engine)
+    fields: dict[str, Profile] = {}
+    types: dict[str, str] = {}
+    for name, check, kind in plan.fields:
+        yield
+        fields[name] = _field_profile(_joined([part.column(name, check) for part in parts]), kind, None)
+        types[name] = getattr(check.field.type, "__name__", repr(check.field.type))
+    results = [result for sample in samples for result in sample.results]
+    models: dict[str, ModelProfile] = {}
+    for key, name, version in plan.models:
+        yield
+        models[key] = _model_profile(results, name, version)
+    return RunProfile(len(results), fields, types, models)
+
+
+def _joined(columns: list[ColumnResult]) -> ColumnResult:
+    """Converted columns one after another as one."""
+    if len(columns) == 1:
+        return columns[0]
+    problems: dict[int, str] = {}
+    offset = 0
+    for column in columns:
+        problems.update((row + offset, problem) for row, problem in column.problems.items())
+        offset += len(column.missing)
+    values = np.concatenate([column.values for column in columns])
+    return ColumnResult(values, np.concatenate([column.missing for column in columns]), problems)
 
 
 def _field_profile(converted: ColumnResult, kind: str, column: Any) -> Profile:

@@ -20,25 +20,36 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsm.engine import Engine
 from mlsm.fields import MISSING
+from mlsm.runs._profiles import Conversions
 from mlsm.service.modelset import ServingSet
 
-__all__ = ["STALL_SECONDS", "Grouper", "score_records"]
+__all__ = ["STALL_SECONDS", "Grouper", "Scored", "score_records"]
 
 #: A group running this long (and 4 times its usual time) is stalled: the next group goes beside it.
 STALL_SECONDS = 0.25
 
 
-def score_records(engine: Engine, records: list[dict[str, Any]], grouped: bool) -> list[dict[str, Any]]:
-    """The engine's results for ``records``, in order: the columns path when ``grouped``, else record by record."""
+class Scored(NamedTuple):
+    """A request's results, in order, and, when its records were scored in a group by ``Engine.score_columns``, the
+    engine's converted columns of that group and where the request's records start in it (for the drift profile)."""
+
+    results: list[dict[str, Any]]
+    conversions: Conversions | None = None
+    offset: int = 0
+
+
+def score_records(engine: Engine, records: list[dict[str, Any]], grouped: bool) -> Scored:
+    """The engine's results for ``records``: the columns path when ``grouped``, else record by record."""
     if not grouped or len(records) == 1:
         score = engine.score
-        return [score(record) for record in records]
+        return Scored([score(record) for record in records])
     columns = {name: [record.get(name, MISSING) for record in records] for name in engine.input_fields}
-    return engine.score_columns(columns, len(records))
+    conversions = Conversions()
+    return Scored(engine.score_columns(columns, len(records), on_converted=conversions), conversions)
 
 
 class _Lane:
@@ -47,7 +58,7 @@ class _Lane:
     __slots__ = ("flying", "in_flight", "items", "seconds", "size", "started", "target", "timer")
 
     def __init__(self) -> None:
-        self.items: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]] = []
+        self.items: list[tuple[list[dict[str, Any]], asyncio.Future[Scored]]] = []
         self.size = 0
         self.in_flight = 0  # groups being scored
         self.flying = 0  # records in those groups
@@ -77,17 +88,17 @@ class Grouper:
         self._lanes: dict[ServingSet, _Lane] = {}
         self._on_group = on_group
 
-    async def score(self, model_set: ServingSet, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def score(self, model_set: ServingSet, records: list[dict[str, Any]]) -> Scored:
         """Each record's results ``{name: {version: slot}}``, in order, scored by ``model_set``."""
         loop = asyncio.get_running_loop()
         if not model_set.has_batch_models or len(records) >= self.max_size:
             grouped = model_set.has_batch_models
             started = loop.time()
-            results = await loop.run_in_executor(self._executor, score_records, model_set.engine, records, grouped)
+            scored = await loop.run_in_executor(self._executor, score_records, model_set.engine, records, grouped)
             if self._on_group is not None:
                 self._on_group(len(records), loop.time() - started)
-            return results
-        future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+            return scored
+        future: asyncio.Future[Scored] = loop.create_future()
         lane = self._lanes.get(model_set)
         if lane is None:  # a new model set: forget idle lanes of replaced ones, so they can be freed
             for other, idle in list(self._lanes.items()):
@@ -127,8 +138,8 @@ class Grouper:
         self,
         model_set: ServingSet,
         lane: _Lane,
-        items: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]],
-        done: asyncio.Future[list[dict[str, Any]]],
+        items: list[tuple[list[dict[str, Any]], asyncio.Future[Scored]]],
+        done: asyncio.Future[Scored],
         seconds: float,
     ) -> None:
         lane.in_flight -= 1
@@ -141,16 +152,16 @@ class Grouper:
         if error is not None and len(items) > 1:
             self._alone(model_set, items)  # a record the engine chokes on must fail only its own request
             items = []
-        results = None if error is not None else done.result()
+        scored = None if error is not None else done.result()
         start = 0
         for group, future in items:
             if future.done():  # the request went away
                 start += len(group)
                 continue
-            if results is None:
+            if scored is None:
                 future.set_exception(error if error is not None else RuntimeError("scoring failed"))
             else:
-                future.set_result(results[start : start + len(group)])
+                future.set_result(Scored(scored.results[start : start + len(group)], scored.conversions, start))
             start += len(group)
         if lane.items and lane.in_flight == 0:
             if lane.size >= lane.target:
@@ -163,7 +174,7 @@ class Grouper:
     def _alone(
         self,
         model_set: ServingSet,
-        items: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]],
+        items: list[tuple[list[dict[str, Any]], asyncio.Future[Scored]]],
     ) -> None:
         """Score each request of a failed group by itself, so that the failure reaches only the request causing it."""
         loop = asyncio.get_running_loop()
@@ -178,7 +189,7 @@ class Grouper:
         self._executor.shutdown(wait=False)
 
 
-def _settle(future: asyncio.Future[list[dict[str, Any]]], done: asyncio.Future[list[dict[str, Any]]]) -> None:
+def _settle(future: asyncio.Future[Scored], done: asyncio.Future[Scored]) -> None:
     if future.done():
         return
     error = done.exception()

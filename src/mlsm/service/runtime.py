@@ -171,14 +171,15 @@ class ServiceRuntime:
         Raises ``ResultNotStored`` (``QueueFull``, ``ResultRefused``) when the results could not be stored.
         """
         model_set = self.live.current  # held until this request answers, whatever reloads meanwhile
-        results = await self.grouper.score(model_set, records)
+        results, conversions, offset = await self.grouper.score(model_set, records)
         # counting and building the documents of a large request take a while: not on the event loop; a few
         # records cost less than the hand-off to a thread and back
         if len(ids) <= _INLINE_RECORDS:
             batch = self._batch(ids, results)
         else:
             batch = await asyncio.get_running_loop().run_in_executor(None, self._batch, ids, results)
-        await self.writer.submit(batch, Sample(model_set.engine, records, results))  # drift profile sample
+        sample = Sample(model_set.engine, records, results, conversions, offset)  # for the drift profile
+        await self.writer.submit(batch, sample)
         return batch
 
     async def store_outcomes(self, outcomes: list[Outcome]) -> None:
