@@ -20,14 +20,16 @@ it with ``python -m venv`` and pip), driven by the same client with ``{"datafram
 one model and stores nothing; mlsm scores five and commits every result before answering. Ratios are mlsm's
 requests/s over MLflow's and MLflow's p50 over mlsm's, per concurrency level.
 
-Targets (issue 14): p50 at concurrency 1 at most 3 ms, p99 at concurrency 16 at most 12 ms. The machine has 2 cores
-shared by client and server, so the client's own cost is in the figures; compare medians. ``--client`` (default
-``auto``): ``wrk`` (Debian's package; one thread, ``c`` connections, the same leads in turn) when it is installed,
-else the asyncio client. Both cost little next to the server (measured at c=16: wrk 0.04 ms of CPU a request, the
-asyncio client 0.07 ms, against the server's ~0.5 ms) and give about the same figures for one server process,
-which is bound by its one core (the GIL) while the second core is nearly idle; ``--serve-args '--workers 2'`` uses
-it, and then the asyncio client shares the two cores with two server processes (p99 at c=16 14.0 ms against
-wrk's 11.5 ms).
+Targets (issue 14): p50 at concurrency 1 at most 3 ms, p99 at concurrency 16 at most 12 ms. Each run also serves a
+hand-written floor (:data:`FLOOR_APP`: a bare ASGI app on the same uvicorn that parses the body and answers) and prints
+mlsm's latency over it: this machine's speed varies by up to 2x from hour to hour, and the floor shows the speed of the
+moment. The machine has 2
+cores shared by client and server, so the client's own cost is in the figures; compare medians. ``--client`` (default
+``auto``): ``wrk`` (Debian's package; one thread, ``c`` connections, the same leads in turn) when it is installed, else
+the asyncio client. Both cost little next to the server (measured at c=16: wrk 0.04 ms of CPU a request, the asyncio
+client 0.07 ms, against the server's ~0.5 ms) and give about the same figures for one server process, which is bound by
+its one core (the GIL) while the second core is nearly idle; ``--serve-args '--workers 2'`` uses it, and then the
+asyncio client shares the two cores with two server processes (p99 at c=16 14.0 ms against wrk's 11.5 ms).
 """
 
 from __future__ import annotations
@@ -361,9 +363,7 @@ def start_mlflow(python: Path, folder: Path) -> tuple[subprocess.Popen[bytes], s
     model = folder / "mlflow-model"
     artifact = EXAMPLE / "artifacts" / "gbm-1.0.joblib"
     subprocess.run([str(python), "-c", SAVE_MLFLOW_MODEL, str(folder), str(model), str(artifact)], check=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     mlflow = python.parent / "mlflow"
     command = [str(mlflow), "models", "serve", "-m", str(model), "--env-manager", "local", "-h", "127.0.0.1"]
     command += ["-p", str(port), "-w", "1"]
@@ -372,18 +372,67 @@ def start_mlflow(python: Path, folder: Path) -> tuple[subprocess.Popen[bytes], s
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env, start_new_session=True
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    return process, _listening(process, port, folder / "mlflow.log", "mlflow models serve", 180)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(process: subprocess.Popen[bytes], port: int, log: Path, what: str, seconds: float) -> str:
+    """The URL of ``process`` once it accepts connections on ``port``; ``RuntimeError`` if it exits or never does."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow models serve exited: {(folder / 'mlflow.log').read_text()[-2000:]}")
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process, url
+                return f"http://127.0.0.1:{port}"
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.2)
     stop(process)
-    raise RuntimeError("mlflow models serve did not start in 180 s")
+    raise RuntimeError(f"{what} did not start in {seconds:g} s")
+
+
+# -- the floor: what a Python HTTP service costs on this machine before doing any work -------------------------------
+
+# A hand-written ASGI app on the same uvicorn (httptools, uvloop) as mlsm serve: it reads the body, parses it with
+# orjson and answers a small JSON object. Measured in the same run as mlsm serve, it says how fast this machine is
+# right now (the shared machines here vary by up to 2x from hour to hour) and what of mlsm's latency is the HTTP
+# stack's own.
+FLOOR_APP = """
+import orjson
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    record = orjson.loads(body)
+    answer = orjson.dumps({"id": record.get("Prospect ID"), "scored": True})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+"""
+
+
+def start_floor(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The floor app (:data:`FLOOR_APP`) on uvicorn, one process, no access log, on a free port."""
+    (folder / "mlsm_bench_floor.py").write_text(FLOOR_APP)
+    port = _free_port()
+    command = [sys.executable, "-m", "uvicorn", "mlsm_bench_floor:app", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--log-level", "warning", "--no-access-log"]
+    log = folder / "floor.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+    return process, _listening(process, port, log, "the floor app", 60)
 
 
 def main() -> None:
@@ -417,7 +466,7 @@ def main() -> None:
     figures: dict[str, Any] = {"cpus": os.cpu_count(), "runs": args.runs, "client": client, "service": {}, "engine": {}}
     mlflow, note = (None, "--mlflow off") if args.mlflow == "off" else mlflow_python(args.mlflow == "install")
     frames = [json.dumps({"dataframe_records": [record]}).encode() for record in records]
-    service_runs, mlflow_runs = [], []
+    service_runs, mlflow_runs, floor_runs = [], [], []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="mlsm-bench-") as tmp:
             process, url, _ = start_server(Path(tmp), args.serve_args.split(), Path(args.models).resolve())
@@ -428,6 +477,14 @@ def main() -> None:
                 )
             finally:
                 stop(process)
+            floor, floor_url = start_floor(Path(tmp))
+            try:
+                warm_up(measure, floor_url, bodies[:200])
+                floor_runs.append(
+                    {c: measure(floor_url, bodies, c, args.seconds, pid=floor.pid) for c in args.concurrency}
+                )
+            finally:
+                stop(floor)
             if mlflow is not None:
                 try:
                     server, mlflow_url = start_mlflow(mlflow, Path(tmp))
@@ -445,6 +502,7 @@ def main() -> None:
                 finally:
                     stop(server)
     figures["service"] = medians(service_runs)
+    figures["floor"] = medians(floor_runs)
     if mlflow_runs:
         figures["mlflow"] = medians(mlflow_runs)
     else:
@@ -455,9 +513,10 @@ def main() -> None:
     print(f"mlsm serve{options}, {Path(args.models).name} ({len(records)} leads), storage on (SQLite), loopback,")
     print(f"{figures['cpus']} cores; client: {client}; medians of {args.runs} runs")
     print(f"  {'':28} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'cpu ms/req':>11}")
-    for name in ("service", "mlflow"):
+    labels = {"service": "mlsm serve", "floor": "floor (bare ASGI app)", "mlflow": "mlflow models serve"}
+    for name in ("service", "floor", "mlflow"):
         for concurrency, row in figures.get(name, {}).items():
-            label = f"{'mlsm serve' if name == 'service' else 'mlflow models serve'} c={concurrency}"
+            label = f"{labels[name]} c={concurrency}"
             print(f"  {label:28} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['rps']:8.0f} {row['cpu_ms']:11.2f}")
     for label, row in figures["engine"].items():
         print(f"  {label:28} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['rps']:8.0f}  (records/s)")
@@ -473,6 +532,12 @@ def main() -> None:
         print()
     else:
         print(f"\n  MLflow comparison skipped: {note}")
+    for concurrency, row in figures["service"].items():
+        floor_row = figures["floor"][concurrency]
+        print(
+            f"  over the floor at c={concurrency}: p50 +{row['p50_ms'] - floor_row['p50_ms']:.2f} ms, "
+            f"p99 +{row['p99_ms'] - floor_row['p99_ms']:.2f} ms, {floor_row['rps'] / row['rps']:.1f}x fewer requests/s"
+        )
     c1, c16 = figures["service"].get(1), figures["service"].get(16)
     if c1 is not None:
         print(f"  target p50 at c=1 at most 3 ms: {c1['p50_ms']:.1f} ms, {'met' if c1['p50_ms'] <= 3 else 'MISSED'}")
