@@ -27,15 +27,19 @@ def _echo(data: dict[str, object], results: dict[str, object]) -> dict[str, obje
     return {"value": 1.0, "label": "x"}
 
 
+#: Fields of every declared type, with bounds, choices, a default and a required one.
+EDGE_FIELDS = {
+    "n": Field(int, ge=0),
+    "x": Field(float, required=False),
+    "d": Field(float, default=1.0),
+    "c": Field(str, choices=["a", "b"], required=False),
+    "t": Field(str, required=False),
+    "b": Field(bool, required=False),
+}
+
+
 def test_missing_and_invalid_counts_on_edge_values() -> None:
-    fields = {
-        "n": Field(int, ge=0),
-        "x": Field(float, required=False),
-        "d": Field(float, default=1.0),
-        "c": Field(str, choices=["a", "b"], required=False),
-        "t": Field(str, required=False),
-        "b": Field(bool, required=False),
-    }
+    fields = EDGE_FIELDS
     engine = Engine([Model("m", fields, "1", _echo, status="active")])
     columns = {
         # valid: 0, 12, 1e3 (integral); missing: blank, nan, NULL; invalid: 1.5, -1, abc
@@ -210,14 +214,7 @@ def test_the_service_profile_read_from_the_engines_conversions_equals_profiling_
 ) -> None:
     # a group of requests scored together (rows cut into requests), some of them not stored, and requests scored
     # one at a time (no conversions): the profile of what was stored, whichever way each request was scored
-    fields = {
-        "n": Field(int, ge=0),
-        "x": Field(float, required=False),
-        "d": Field(float, default=1.0),
-        "c": Field(str, choices=["a", "b"], required=False),
-        "t": Field(str, required=False),
-        "b": Field(bool, required=False),
-    }
+    fields = EDGE_FIELDS
     engine = Engine([Model("m", fields, "1", _echo, status="active"), Model("k", {"n": int}, "1", _echo)])
     scored = score_records(engine, records, True)
     samples, stored_records, stored_results = [], [], []
