@@ -41,13 +41,14 @@ PROFILE_SECONDS = 5.0
 #: all of the store's writes and WAL checkpoints. A commit after a new profile encoding saves it too; close() and
 #: the run's completion save the exact final counts.
 RUN_SECONDS = 1.0
-#: Stored records whose drift profile is computed together, after their commit: a profile costs about 0.7 ms per
-#: call plus 6 µs per record scored in a group (whose converted columns it reads) or 16 µs per record scored alone
+#: Stored records whose drift profile is computed together, after their commit: a profile costs about 0.5 ms per
+#: call plus 2.5 µs per record scored in a group (whose converted columns it reads) or 11 µs per record scored alone
 #: (converted again), so profiling each group commit alone (one record at concurrency 1) cost more than scoring it.
 PROFILE_RECORDS = 256
 #: The pause between two steps of a fold on the event loop (a step is one field's or one model's profile, ~0.1 ms):
 #: about the time a group of requests takes to answer at concurrency 16, so that each group waits for a step or two,
-#: never for a whole fold (measured at concurrency 16: p99 10.6 against 12.8 ms folding at once, the same req/s).
+#: never for a whole fold (measured in-process at concurrency 16: p99 10.6 against 12.8 ms folding at once on a
+#: thread, the same req/s).
 FOLD_STEP_SECONDS = 0.003
 
 
