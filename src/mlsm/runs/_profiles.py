@@ -190,6 +190,14 @@ class Conversions:
         for check, column in zip(checks, converted):
             self.columns.setdefault(check.name, (check, column))
 
+    def usable(self, name: str) -> ColumnResult | None:
+        """The engine's converted column of field ``name`` as the profile reads it, or None when there is none or
+        the field has a default (which hides the values that were missing: the profile converts those again)."""
+        check, converted = self.columns.get(name, (None, None))
+        if check is None or check.field.default is not MISSING:
+            return None
+        return converted
+
 
 def profiles_enabled() -> bool:
     """False when ``MLSM_PROFILE=off`` (benchmarks only)."""
@@ -210,14 +218,12 @@ def profile_chunk(
     plan = _plan(engine)
     fields: dict[str, Profile] = {}
     types: dict[str, str] = {}
-    done = conversions.columns if conversions is not None else {}
     for name, check, kind in plan.fields:
-        engine_check, converted = done.get(name, (None, None))
-        if engine_check is None or converted is None or engine_check.field.default is not MISSING:
-            # a default hides which values were missing: those fields are converted again, as optional ones
+        converted = conversions.usable(name) if conversions is not None else None
+        if converted is None:  # converted again, as an optional field
             converted = check.convert_column(columns.get(name), length)
         fields[name] = _field_profile(converted, kind, columns.get(name))
-        types[name] = getattr(check.field.type, "__name__", repr(check.field.type))
+        types[name] = _type_name(check)
     models = {key: _model_profile(results, name, version) for key, name, version in plan.models}
     return RunProfile(length, fields, types, models)
 
@@ -296,9 +302,8 @@ class _Rows:
     def column(self, name: str, check: FieldCheck) -> ColumnResult:
         """The field's converted rows: the engine's, unless it has none or a default hides which were missing; then
         converted again by the profile's ``check`` (as an optional field)."""
-        done = self.conversions.columns if self.conversions is not None else {}
-        engine_check, converted = done.get(name, (None, None))
-        if engine_check is None or converted is None or engine_check.field.default is not MISSING:
+        converted = self.conversions.usable(name) if self.conversions is not None else None
+        if converted is None:
             values = [record.get(name) for sample in self.samples for record in sample.records]
             return check.convert_column(values, len(values))
         if self.start == 0 and self.stop == len(converted.missing):
@@ -321,7 +326,7 @@ def _samples_profile(samples: list[Sample]) -> Generator[None, None, RunProfile]
     for name, check, kind in plan.fields:
         yield
         fields[name] = _field_profile(_joined([part.column(name, check) for part in parts]), kind, None)
-        types[name] = getattr(check.field.type, "__name__", repr(check.field.type))
+        types[name] = _type_name(check)
     results = [result for sample in samples for result in sample.results]
     models: dict[str, ModelProfile] = {}
     for key, name, version in plan.models:
@@ -341,6 +346,11 @@ def _joined(columns: list[ColumnResult]) -> ColumnResult:
         offset += len(column.missing)
     values = np.concatenate([column.values for column in columns])
     return ColumnResult(values, np.concatenate([column.missing for column in columns]), problems)
+
+
+def _type_name(check: FieldCheck) -> str:
+    """The field's declared type, as profiles name it."""
+    return getattr(check.field.type, "__name__", repr(check.field.type))
 
 
 def _field_profile(converted: ColumnResult, kind: str, column: Any) -> Profile:
