@@ -167,3 +167,64 @@ def test_on_call_reports_every_call_with_its_rows() -> None:
 def test_bad_time_limits_are_refused_naming_the_problem(timeout: Any, message: str) -> None:
     with pytest.raises(ModelDefinitionError, match="^" + message.replace("[", r"\[").replace("*", r"\*")):
         Engine([Model("add", FIELDS, "1", add)], timeout=timeout)
+
+
+@pytest.mark.slow
+def test_after_a_call_is_abandoned_no_other_call_is_made_twice(release: threading.Event) -> None:
+    calls: list[tuple[str, int, int]] = []  # (model, a, thread)
+
+    def counting(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        calls.append(("count", data["a"], threading.get_ident()))
+        return {"n": data["a"]}
+
+    def frame_model(frame: pd.DataFrame) -> pd.DataFrame:
+        calls.append(("frame", len(frame), threading.get_ident()))
+        return pd.DataFrame({"double": frame["a"] * 2})
+
+    def hang_on_two(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        calls.append(("hang", data["a"], threading.get_ident()))
+        if data["a"] == 2:
+            release.wait(30)
+        return {"seen": results["count"]["1"]["n"]}
+
+    seen: list[str] = []
+    engine = Engine(
+        [
+            Model("count", FIELDS, "1", counting),
+            Model("frame", FIELDS, "1", frame_model, batch=True),
+            Model("hang", FIELDS, "1", hang_on_two),
+            SummaryModel("summary", [{"name": "hang", "version": "1"}], "1", summary),
+        ],
+        timeout={"hang": 0.3, "*": 5},
+        on_call=lambda key, seconds, rows: seen.append(key),
+    )
+    rows = engine.score_columns({"a": [1, 2, 3]}, 3)
+    assert [row["count"]["1"]["n"] for row in rows] == [1, 2, 3]
+    assert [row["frame"]["1"]["double"] for row in rows] == [2, 4, 6]
+    assert [row["hang"]["1"].get("seen") for row in rows] == [1, None, 3]
+    assert rows[1]["hang"]["1"]["_error"] == "timed out: no answer within 0.3 s (call abandoned)"
+    assert [row["summary"]["1"]["errors"] for row in rows] == [[], ["hang"], []]
+    # each call was made once: the ones before the abandoned call were not made again after it
+    made = [("count", 1), ("count", 2), ("count", 3), ("frame", 3), ("hang", 1), ("hang", 2), ("hang", 3)]
+    assert [(name, a) for name, a, _ in calls] == made
+    assert seen == ["count@1"] * 3 + ["frame@1"] + ["hang@1"] * 3 + ["summary@1"] * 3  # the timed-out one too
+    first, second = {thread for _, a, thread in calls[:6]}, {thread for _, a, thread in calls[6:]}
+    assert (
+        len(first) == 1 and len(second) == 1 and first != second
+    )  # one worker a run; after the abandoned call, another
+    assert threading.get_ident() not in first | second
+    assert engine.stuck_calls() == {"hang@1": 1}
+
+
+def test_under_a_time_limit_models_are_called_on_a_reused_worker_thread_not_the_callers() -> None:
+    threads: list[int] = []
+
+    def where(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        threads.append(threading.get_ident())
+        return {"a": data["a"]}
+
+    engine = Engine([Model("m", FIELDS, "1", where), Model("n", FIELDS, "1", where)], timeout=5)
+    for _ in range(3):
+        assert engine.score({"a": 1})["n"]["1"] == {"a": 1, "_status": "draft"}
+    assert len(set(threads)) == 1 and threading.get_ident() not in threads  # the idle worker is reused
+    engine.close()

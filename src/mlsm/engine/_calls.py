@@ -22,7 +22,6 @@ __all__ = [
     "call_columns",
     "call_columns_one",
     "call_record",
-    "record_slot",
     "run_single",
     "score_one",
 ]
@@ -35,16 +34,6 @@ def call_record(step: Step, data: dict[str, Any], results: dict[str, Any]) -> di
     except (Exception, SystemExit) as exc:
         return exception_slot(exc, step.model.status)
     return output_slot(output, step.model.status)
-
-
-def record_slot(step: Step, outcome: tuple[bool, Any, float]) -> dict[str, Any]:
-    """The slot for one outcome of ``ModelCaller.map``, as :func:`call_record` makes it for one call."""
-    ok, value, _ = outcome
-    if ok:
-        return output_slot(value, step.model.status)
-    if isinstance(value, (Exception, SystemExit)):
-        return exception_slot(value, step.model.status)
-    raise value  # KeyboardInterrupt and the like are not a model's failure
 
 
 def call_batch(step: Step, frame: Any, count: int) -> list[dict[str, Any]]:

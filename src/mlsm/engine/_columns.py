@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlsm.engine._calls import call_batch, call_columns, call_record, record_slot
+from mlsm.engine._calls import call_batch, call_columns, call_record
 from mlsm.engine._frames import arrays_from_columns, frame_from_columns, own_copy
 from mlsm.engine._slots import invalid_slot
-from mlsm.engine._timeouts import ModelCaller
 from mlsm.fields import ColumnResult, FieldCheck
 
 if TYPE_CHECKING:
@@ -82,11 +81,6 @@ def _record_slots(
     if bad:
         data_rows = (values for row, values in enumerate(data_rows) if row not in bad)
     names = step.names
-    if isinstance(step.call, ModelCaller):  # one hand-off to a time-limit thread for all the rows
-        calls = [
-            ((), {"data": dict(zip(names, values)), "results": rows[row]}) for row, values in zip(valid, data_rows)
-        ]
-        return [record_slot(step, outcome) for outcome in step.call.map(calls)]
     call = call_record
     return [call(step, dict(zip(names, values)), rows[row]) for row, values in zip(valid, data_rows)]
 

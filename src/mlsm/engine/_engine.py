@@ -87,7 +87,11 @@ class Engine:
         if self.layout == "flat":
             if self._record_path is None:
                 self._record_path = compile_record_path(self._checks, self._steps)
+            if self._pool is not None:  # one hand-off to a watched worker for all the record's models
+                return self._pool.guarded(self._record_path, record)
             return self._record_path(record)
+        if self._pool is not None:
+            return self._pool.guarded(score_nested, self._steps, record)
         return score_nested(self._steps, record)
 
     def score_columns(
@@ -103,4 +107,6 @@ class Engine:
         if self.layout != "flat":
             raise ModelDefinitionError("score_columns needs the flat layout; score nested records one at a time")
         with gc_paused():
+            if self._pool is not None:  # one hand-off to a watched worker for all the chunk's model calls
+                return self._pool.guarded(score_columns, self._checks, self._steps, columns, length, on_converted)
             return score_columns(self._checks, self._steps, columns, length, on_converted)

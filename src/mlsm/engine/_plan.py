@@ -90,7 +90,8 @@ def plan(
     _check_models([*plain, *summaries])
     _check_summaries(plain, summaries)
     timeouts = _resolve_timeouts(timeout, [*plain, *summaries])
-    pool = CallPool() if any(t is not None for t in timeouts.values()) else None
+    limits = [t for t in timeouts.values() if t is not None]
+    pool = CallPool(min(limits)) if limits else None
     checks: list[FieldCheck] = []
     index: dict[tuple[str, Any], int] = {}
     steps: list[Step] = []
@@ -105,7 +106,7 @@ def plan(
             slots.append(index[key])
         step = Step(model, model_checks, slots, tuple(c.name for c in model_checks), model.fcn)
         seconds = timeouts[model.key]
-        if seconds is not None or on_call is not None:
+        if pool is not None or on_call is not None:  # under time limits every call is known to the run (replays)
             step.call = ModelCaller(model.key, model.fcn, seconds=seconds, pool=pool, on_call=on_call, batch=step.batch)
         steps.append(step)
     return Plan(tuple(plain), tuple(summaries), timeouts, checks, steps, pool)

@@ -1,15 +1,18 @@
-"""Calling a model with a time limit, and timing every call.
+"""Calling models with a time limit, and timing every call.
 
-Python cannot stop a thread, so a call with a limit runs on a worker thread while the caller waits at most that
-long. A call that runs past its limit is abandoned: the caller gets :class:`~mlsm.errors.ModelTimeout` (which the
-engine puts in the model's slot), and the stuck thread is left to finish on its own, its result discarded. So that
-a model that always hangs cannot pile up threads, each model may have at most ``max_stuck`` abandoned calls still
-running; while it has that many, its calls fail at once without running.
+Python cannot stop a thread, so an engine whose models have time limits scores on a worker thread while the
+caller watches it (:meth:`CallPool.guarded`): one hand-off for a whole record or chunk, whatever the number of
+models (a hand-off costs two thread switches, ~0.1 ms on a busy machine: more than a per-record model takes).
+The worker publishes the model call it is making and when it started; the caller waits until that call's limit at
+most. A call that runs past its limit is abandoned with the rest of that run: the stuck thread is left to finish
+on its own, its results discarded, and the run starts again on another worker, where every call the abandoned
+run already made hands back its recorded outcome without running again, the late call gets
+:class:`~mlsm.errors.ModelTimeout` (which the engine puts in the model's slot), and the calls after it run. Calls
+are known by model and how many calls of that model the run had made before (the engine's order is the same
+every time for the same input), so each call runs once and has its own limit.
 
-Handing a call to another thread and back costs two thread switches, ~0.1 ms on a busy machine, more than a
-per-record model takes; so the many calls of one model over a chunk or group go to a worker as one job
-(:meth:`CallPool.map`), which hands back each call's outcome as it finishes: one hand-off per model and chunk,
-and each call still has its own time limit.
+So that a model that always hangs cannot pile up threads, each model may have at most ``max_stuck`` abandoned
+calls still running; while it has that many, its calls fail at once without running.
 
 :class:`ModelCaller` wraps one model's function: the engine calls it exactly like the function itself.
 """
@@ -24,26 +27,55 @@ from typing import Any
 
 from mlsm.errors import ModelTimeout
 
-__all__ = ["Call", "CallPool", "ModelCaller", "OnCall", "Outcome"]
+__all__ = ["CallPool", "ModelCaller", "OnCall"]
 
 #: ``on_call(model_key, seconds, rows)``: called after every model call (also one that failed or timed out).
 OnCall = Callable[[str, float, int], None]
 
+_Outcome = tuple[bool, Any, float]  # returned (True, value) or raised (False, exception); and its seconds
+_Mark = tuple[str, int]  # a call: the model's key and how many calls of that model came before it in the run
 
-Call = tuple[tuple[Any, ...], dict[str, Any]]  # positional and keyword arguments of one call
-Outcome = tuple[bool, Any, float]  # returned (True, value) or raised (False, exception); and its seconds
+
+class _Abandoned(BaseException):
+    """Raised in an abandoned run at its next model call (nobody reads its results); never reaches a caller."""
+
+
+class _Watch:
+    """One attempt at a guarded run: the limited call under way (key, ordinal, limit, start), whether the caller
+    gave up on it, how many calls each model has made, and the outcomes of calls made (earlier attempts' included)."""
+
+    __slots__ = ("abandoned", "counts", "late", "now", "outcomes")
+
+    def __init__(self, outcomes: dict[_Mark, _Outcome], late: dict[_Mark, float]) -> None:
+        self.now: tuple[str, int, float, float] | None = None
+        self.abandoned = False
+        self.counts: dict[str, int] = {}
+        self.outcomes = outcomes
+        self.late = late  # calls abandoned in earlier attempts: how long they had run when given up on
+
+
+_local = threading.local()  # .watch: the watch of the guarded run on this thread
+
+
+def _watched(watch: _Watch, job: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    _local.watch = watch
+    try:
+        return job(*args, **kwargs)
+    finally:
+        _local.watch = None
 
 
 class _Worker:
-    """One reusable thread with an inbox (a job: a function and its calls) and an outbox (each call's outcome)."""
+    """One reusable thread with an inbox (a job and its arguments) and an outbox (the job's outcome)."""
 
     __slots__ = ("abandoned", "inbox", "key", "outbox", "thread")
 
     def __init__(self, pool: CallPool) -> None:
-        self.inbox: queue.SimpleQueue[tuple[Callable[..., Any], list[Call]] | None] = queue.SimpleQueue()
-        self.outbox: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[_Watch, Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None]
+        self.inbox = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
         self.abandoned = False
-        self.key = ""
+        self.key = ""  # the model whose call made the caller abandon this worker
         self.thread = threading.Thread(target=self._run, args=(pool,), name="mlsm-model-call", daemon=True)
         self.thread.start()
 
@@ -52,96 +84,86 @@ class _Worker:
             job = self.inbox.get()
             if job is None:
                 return
-            fcn, calls = job
-            for args, kwargs in calls:
-                started = time.perf_counter()
-                try:
-                    outcome: Outcome = (True, fcn(*args, **kwargs), time.perf_counter() - started)
-                except BaseException as exc:  # re-raised in the caller, which decides what is fatal
-                    outcome = (False, exc, time.perf_counter() - started)
-                with pool.lock:
-                    if self.abandoned:  # the caller gave up on this call (and the rest of the job): nobody reads on
-                        pool.stuck[self.key] -= 1
-                        return
-                    self.outbox.put(outcome)
-                del outcome
-            del job, fcn, calls
+            try:
+                outcome: tuple[bool, Any] = (True, _watched(*job))
+            except BaseException as exc:  # re-raised in the caller (an _Abandoned one is read by nobody)
+                outcome = (False, exc)
+            with pool.lock:
+                if self.abandoned:  # the caller gave up on this run: nobody reads on
+                    pool.stuck[self.key] -= 1
+                    return
+                self.outbox.put(outcome)
+            del job, outcome
 
 
 class CallPool:
     """Worker threads shared by the models of an engine; idle threads are reused, stuck ones abandoned.
 
+    ``shortest`` is the shortest time limit of any model (the caller looks at the run at least that often);
     ``max_stuck`` is how many abandoned calls of one model may still be running before that model's calls are
     refused outright.
     """
 
-    def __init__(self, max_stuck: int = 4) -> None:
+    def __init__(self, shortest: float, max_stuck: int = 4) -> None:
         if max_stuck < 1:
             raise ValueError(f"max_stuck must be at least 1, got {max_stuck!r}")
+        self.shortest = shortest
         self.max_stuck = max_stuck
         self.lock = threading.Lock()
         self.stuck: dict[str, int] = {}
         self._idle: list[_Worker] = []
         self._closed = False
 
-    def call(
-        self, key: str, seconds: float, fcn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        """``fcn(*args, **kwargs)``, or :class:`ModelTimeout` when it has not returned within ``seconds``."""
-        ((ok, value, _),) = self.map(key, seconds, fcn, [(args, kwargs)])
-        if ok:
-            return value
-        raise value
-
-    def map(self, key: str, seconds: float, fcn: Callable[..., Any], calls: list[Call]) -> list[Outcome]:
-        """The outcome of each call of ``fcn``, in order: ``(True, value, seconds)`` or ``(False, exception,
-        seconds)``, where a call that has not returned within ``seconds`` of its start gets :class:`ModelTimeout`.
-
-        The calls run one after another on one worker thread (one hand-off for all of them); after a call is
-        abandoned, the rest go to another worker. Never raises for the calls' sake.
-        """
-        outcomes: list[Outcome] = []
-        pending = calls
-        while pending:
+    def guarded(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``job(*args, **kwargs)`` on a worker thread, each model call in it held to its limit (see the module
+        docstring); what ``job`` returns or raises. Run here when this thread already is in a guarded run."""
+        if getattr(_local, "watch", None) is not None:
+            return job(*args, **kwargs)
+        outcomes: dict[_Mark, _Outcome] = {}
+        late: dict[_Mark, float] = {}
+        while True:
+            watch = _Watch(outcomes, late)
             with self.lock:
-                stuck = self.stuck.get(key, 0)
-                worker = self._idle.pop() if self._idle and stuck < self.max_stuck else None
-            if stuck >= self.max_stuck:
-                refused = ModelTimeout(
-                    f"not run: {stuck} earlier calls are still running past the {_seconds(seconds)} time limit"
-                )
-                outcomes.extend((False, refused, 0.0) for _ in pending)
-                break
+                worker = self._idle.pop() if self._idle else None
             if worker is None:
                 worker = _Worker(self)
-            worker.key = key
-            worker.inbox.put((fcn, pending))
-            done = 0
-            for _ in pending:
-                waited = time.perf_counter()
-                try:
-                    outcome = worker.outbox.get(timeout=seconds)
-                except queue.Empty:
-                    with self.lock:
-                        try:  # it may have finished between the timeout and taking the lock
-                            outcome = worker.outbox.get_nowait()
-                        except queue.Empty:
-                            worker.abandoned = True
-                            self.stuck[key] = self.stuck.get(key, 0) + 1
-                            late = ModelTimeout(f"timed out: no answer within {_seconds(seconds)} (call abandoned)")
-                            outcome = (False, late, time.perf_counter() - waited)
-                outcomes.append(outcome)
-                done += 1
-                if worker.abandoned:
-                    break
-            pending = pending[done:]
-            if not worker.abandoned:
+            worker.inbox.put((watch, job, args, kwargs))
+            done = self._wait(worker, watch)
+            if done is None:  # abandoned: again, replaying the outcomes recorded so far
+                continue
+            with self.lock:
+                if self._closed:  # a call made while closing (a request on a replaced model set): no reuse
+                    worker.inbox.put(None)
+                else:
+                    self._idle.append(worker)
+            ok, value = done
+            if ok:
+                return value
+            raise value
+
+    def _wait(self, worker: _Worker, watch: _Watch) -> tuple[bool, Any] | None:
+        """The run's outcome, or None once a call of it has run past its limit (the worker is abandoned)."""
+        wait = self.shortest  # a limited call starting after a look ends its limit after the next look at the latest
+        while True:
+            try:
+                return worker.outbox.get(timeout=wait)
+            except queue.Empty:
+                pass
+            now = watch.now
+            if now is not None:
+                key, n, seconds, started = now
+                left = started + seconds - time.perf_counter()
+                if left > 0:
+                    wait = min(left, self.shortest)
+                    continue
                 with self.lock:
-                    if self._closed:  # a call made while closing (a request on a replaced model set): no reuse
-                        worker.inbox.put(None)
-                    else:
-                        self._idle.append(worker)
-        return outcomes
+                    if worker.outbox.empty() and watch.now is now:
+                        watch.abandoned = worker.abandoned = True
+                        worker.key = key
+                        self.stuck[key] = self.stuck.get(key, 0) + 1
+                        watch.late[(key, n)] = time.perf_counter() - started
+                        return None
+            wait = self.shortest
 
     def stuck_calls(self) -> dict[str, int]:
         """Abandoned calls still running, by model key (only models that have some)."""
@@ -160,8 +182,9 @@ class CallPool:
 class ModelCaller:
     """A model's function with an optional time limit and an optional ``on_call`` timing hook.
 
-    Called exactly like the function; ``batch`` says whether the first argument is a frame (its length is the
-    number of rows reported to ``on_call``).
+    Called exactly like the function; ``batch`` says whether the first argument is a frame or a dict of columns
+    (its length is the number of rows reported to ``on_call``). With a ``pool`` (the engine has time limits), a
+    call is made inside a guarded run (:meth:`CallPool.guarded`; one is started for a call made outside any).
     """
 
     __slots__ = ("batch", "fcn", "key", "on_call", "pool", "seconds")
@@ -186,34 +209,66 @@ class ModelCaller:
         self.batch = batch
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            if self.seconds is None or self.pool is None:
+        pool = self.pool
+        if pool is None:
+            started = time.perf_counter()
+            try:
                 return self.fcn(*args, **kwargs)
-            return self.pool.call(self.key, self.seconds, self.fcn, args, kwargs)
-        finally:
+            finally:
+                if self.on_call is not None:
+                    self.on_call(self.key, time.perf_counter() - started, self._rows(args))
+        watch: _Watch | None = getattr(_local, "watch", None)
+        if watch is None:
+            return pool.guarded(self, *args, **kwargs)
+        if watch.abandoned:  # a job that caught _Abandoned goes no further
+            raise _Abandoned
+        key = self.key
+        n = watch.counts.get(key, 0)
+        watch.counts[key] = n + 1
+        mark = (key, n)
+        outcome = watch.outcomes.get(mark)
+        if outcome is None:
+            outcome = watch.outcomes[mark] = self._outcome(pool, watch, mark, args, kwargs)
             if self.on_call is not None:
-                rows = _rows(args[0]) if self.batch and args else 1
-                self.on_call(self.key, time.perf_counter() - started, rows)
+                self.on_call(key, outcome[2], self._rows(args))
+        # else the call was made by an abandoned attempt of this run: its outcome, without running it again
+        if outcome[0]:
+            return outcome[1]
+        raise outcome[1]
 
-    def map(self, calls: list[Call]) -> list[Outcome]:
-        """Each call's outcome, in order, as :meth:`CallPool.map` gives them (one hand-off for all the calls when
-        there is a time limit; run here, one after another, when there is none); ``on_call`` is told of each."""
-        if self.seconds is None or self.pool is None:
-            outcomes: list[Outcome] = []
-            fcn = self.fcn
-            for args, kwargs in calls:
-                started = time.perf_counter()
-                try:
-                    outcomes.append((True, fcn(*args, **kwargs), time.perf_counter() - started))
-                except BaseException as exc:
-                    outcomes.append((False, exc, time.perf_counter() - started))
-        else:
-            outcomes = self.pool.map(self.key, self.seconds, self.fcn, calls)
-        if self.on_call is not None:
-            for _, _, seconds in outcomes:
-                self.on_call(self.key, seconds, 1)
-        return outcomes
+    def _outcome(
+        self, pool: CallPool, watch: _Watch, mark: _Mark, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Outcome:
+        """The outcome of call ``mark`` in the guarded run of ``watch``: made, or refused, or the timeout of an
+        earlier attempt's call that ran past its limit."""
+        seconds = self.seconds
+        if mark in watch.late:
+            late = ModelTimeout(f"timed out: no answer within {_seconds(seconds or 0.0)} (call abandoned)")
+            return (False, late, watch.late[mark])
+        if seconds is None:
+            started = time.perf_counter()
+            try:
+                return (True, self.fcn(*args, **kwargs), time.perf_counter() - started)
+            except BaseException as exc:  # re-raised by __call__, where the engine decides what is fatal
+                return (False, exc, time.perf_counter() - started)
+        stuck = pool.stuck.get(self.key, 0)
+        if stuck >= pool.max_stuck:
+            refused = f"not run: {stuck} earlier calls are still running past the {_seconds(seconds)} time limit"
+            return (False, ModelTimeout(refused), 0.0)
+        started = time.perf_counter()
+        watch.now = (self.key, mark[1], seconds, started)
+        try:
+            outcome: _Outcome = (True, self.fcn(*args, **kwargs), time.perf_counter() - started)
+        except BaseException as exc:
+            outcome = (False, exc, time.perf_counter() - started)
+        with pool.lock:  # the caller abandons a run only while its call is under way: one or the other
+            watch.now = None
+            if watch.abandoned:
+                raise _Abandoned
+        return outcome
+
+    def _rows(self, args: tuple[Any, ...]) -> int:
+        return _rows(args[0]) if self.batch and args else 1
 
 
 def _rows(frame: Any) -> int:
