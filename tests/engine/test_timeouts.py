@@ -228,3 +228,35 @@ def test_under_a_time_limit_models_are_called_on_a_reused_worker_thread_not_the_
         assert engine.score({"a": 1})["n"]["1"] == {"a": 1, "_status": "draft"}
     assert len(set(threads)) == 1 and threading.get_ident() not in threads  # the idle worker is reused
     engine.close()
+
+
+def test_scoring_under_time_limits_keeps_one_worker_and_one_watchdog_thread() -> None:
+    def mlsm_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("mlsm-")]
+
+    before = mlsm_threads()
+    engine = Engine([Model("add", FIELDS, "1", add), Model("n", FIELDS, "1", add)], timeout=5)
+    for i in range(50):
+        assert engine.score({"a": i})["add"]["1"]["c"] == i
+    engine.score_columns({"a": list(range(20))}, 20)
+    after = mlsm_threads()
+    assert len(after) - len(before) <= 2, after  # the reused worker and the watchdog, whatever the number of calls
+    engine.close()
+
+
+def test_submit_scores_on_the_engines_workers_under_limits_and_on_the_executor_without() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    where: list[str] = []
+
+    def job(engine: Engine, record: dict[str, Any]) -> dict[str, Any]:
+        where.append(threading.current_thread().name)
+        return engine.score(record)
+
+    limited = Engine([Model("add", FIELDS, "1", add)], timeout=5)
+    plain = Engine([Model("add", FIELDS, "1", add)])
+    with ThreadPoolExecutor(1, thread_name_prefix="test-executor") as executor:
+        assert limited.submit(executor, job, limited, {"a": 2}).result(5) == limited.score({"a": 2})
+        assert plain.submit(executor, job, plain, {"a": 2}).result(5) == plain.score({"a": 2})
+    assert where[0] == "mlsm-model-call" and where[1].startswith("test-executor")
+    limited.close()

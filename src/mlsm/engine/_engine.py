@@ -14,7 +14,8 @@ model call that hangs, putting ``_error`` in that model's slot only (see :mod:`m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlsm._gc import gc_paused
 from mlsm.engine._columns import score_columns
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from mlsm.models import Model, SummaryModel
 
 __all__ = ["Engine"]
+
+T = TypeVar("T")
 
 
 class Engine:
@@ -71,6 +74,14 @@ class Engine:
     def stuck_calls(self) -> dict[str, int]:
         """Calls cut off by a time limit that are still running, by model key (empty without time limits)."""
         return self._pool.stuck_calls() if self._pool is not None else {}
+
+    def submit(self, executor: Executor, job: Callable[..., T], *args: Any) -> Future[T]:
+        """Start ``job(*args)``, a function scoring with this engine, where its model calls are held to the engine's
+        time limits: on the engine's own worker threads when it has limits (one hand-off for everything ``job``
+        scores), else on ``executor``. Its future, settled on that thread."""
+        if self._pool is not None:
+            return self._pool.submit(job, *args)
+        return executor.submit(job, *args)
 
     def close(self) -> None:
         """Release the worker threads that time limits use (calls still running are left to finish)."""

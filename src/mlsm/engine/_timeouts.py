@@ -1,15 +1,17 @@
 """Calling models with a time limit, and timing every call.
 
-Python cannot stop a thread, so an engine whose models have time limits scores on a worker thread while the
-caller watches it (:meth:`CallPool.guarded`): one hand-off for a whole record or chunk, whatever the number of
-models (a hand-off costs two thread switches, ~0.1 ms on a busy machine: more than a per-record model takes).
-The worker publishes the model call it is making and when it started; the caller waits until that call's limit at
-most. A call that runs past its limit is abandoned with the rest of that run: the stuck thread is left to finish
-on its own, its results discarded, and the run starts again on another worker, where every call the abandoned
-run already made hands back its recorded outcome without running again, the late call gets
-:class:`~mlsm.errors.ModelTimeout` (which the engine puts in the model's slot), and the calls after it run. Calls
-are known by model and how many calls of that model the run had made before (the engine's order is the same
-every time for the same input), so each call runs once and has its own limit.
+Python cannot stop a thread, so an engine whose models have time limits scores on a worker thread
+(:meth:`CallPool.submit`; :meth:`CallPool.guarded` waits for it): one hand-off for a whole record or chunk,
+whatever the number of models (a hand-off costs two thread switches, ~0.1 ms on a busy machine: more than a
+per-record model takes). The worker publishes the limited call it is making and when it started; a watchdog thread
+looks at the runs under way when the earliest of those calls reaches its limit (and at least once per shortest
+limit), so no thread wakes up for a call that ends in time. A call that runs past its limit is abandoned with the
+rest of that attempt: the stuck thread is left to finish on its own, its results discarded, and the run starts
+again on another worker, where every call the abandoned attempt already made hands back its recorded outcome
+without running again, the late call gets :class:`~mlsm.errors.ModelTimeout` (which the engine puts in the
+model's slot), and the calls after it run. Calls are known by model and how many calls of that model the run had
+made before (the engine's order is the same every time for the same input), so each call runs once and has its
+own limit.
 
 So that a model that always hangs cannot pile up threads, each model may have at most ``max_stuck`` abandoned
 calls still running; while it has that many, its calls fail at once without running.
@@ -23,6 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from mlsm.errors import ModelTimeout
@@ -41,7 +44,7 @@ class _Abandoned(BaseException):
 
 
 class _Watch:
-    """One attempt at a guarded run: the limited call under way (key, ordinal, limit, start), whether the caller
+    """One attempt at a guarded run: the limited call under way (key, ordinal, limit, start), whether the watchdog
     gave up on it, how many calls each model has made, and the outcomes of calls made (earlier attempts' included)."""
 
     __slots__ = ("abandoned", "counts", "late", "now", "outcomes")
@@ -65,41 +68,63 @@ def _watched(watch: _Watch, job: Callable[..., Any], args: tuple[Any, ...], kwar
         _local.watch = None
 
 
-class _Worker:
-    """One reusable thread with an inbox (a job and its arguments) and an outbox (the job's outcome)."""
+class _Run:
+    """A job submitted to the pool, its future, and its current attempt (watch and worker)."""
 
-    __slots__ = ("abandoned", "inbox", "key", "outbox", "thread")
+    __slots__ = ("args", "future", "job", "kwargs", "late", "outcomes", "watch", "worker")
+
+    def __init__(self, job: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.job, self.args, self.kwargs = job, args, kwargs
+        self.future: Future[Any] = Future()
+        self.outcomes: dict[_Mark, _Outcome] = {}
+        self.late: dict[_Mark, float] = {}
+        self.watch = _Watch(self.outcomes, self.late)
+        self.worker: _Worker | None = None
+
+
+class _Worker:
+    """One reusable thread with an inbox of runs; it settles each run's future unless the run was taken from it."""
+
+    __slots__ = ("abandoned", "inbox", "key", "thread")
 
     def __init__(self, pool: CallPool) -> None:
-        self.inbox: queue.SimpleQueue[tuple[_Watch, Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None]
-        self.inbox = queue.SimpleQueue()
-        self.outbox: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[_Run | None] = queue.SimpleQueue()
         self.abandoned = False
-        self.key = ""  # the model whose call made the caller abandon this worker
+        self.key = ""  # the model whose late call made the watchdog take the run from this worker
         self.thread = threading.Thread(target=self._run, args=(pool,), name="mlsm-model-call", daemon=True)
         self.thread.start()
 
     def _run(self, pool: CallPool) -> None:
         while True:
-            job = self.inbox.get()
-            if job is None:
+            run = self.inbox.get()
+            if run is None:
                 return
+            ok = True
             try:
-                outcome: tuple[bool, Any] = (True, _watched(*job))
-            except BaseException as exc:  # re-raised in the caller (an _Abandoned one is read by nobody)
-                outcome = (False, exc)
+                value = _watched(run.watch, run.job, run.args, run.kwargs)
+            except BaseException as exc:  # the caller's to re-raise (an _Abandoned one is read by nobody)
+                ok, value = False, exc
             with pool.lock:
-                if self.abandoned:  # the caller gave up on this run: nobody reads on
+                if self.abandoned:  # the run goes on on another worker: this thread ends
                     pool.stuck[self.key] -= 1
                     return
-                self.outbox.put(outcome)
-            del job, outcome
+                pool.active.discard(run)
+                stop = pool.closed
+                if not stop:
+                    pool.idle.append(self)
+            if ok:
+                run.future.set_result(value)
+            else:
+                run.future.set_exception(value)
+            del run, value
+            if stop:  # a run made while closing (a request on a replaced model set): no reuse
+                return
 
 
 class CallPool:
-    """Worker threads shared by the models of an engine; idle threads are reused, stuck ones abandoned.
+    """Worker threads shared by the models of an engine, and the watchdog holding their calls to their limits.
 
-    ``shortest`` is the shortest time limit of any model (the caller looks at the run at least that often);
+    ``shortest`` is the shortest time limit of any model (the watchdog looks at the runs at least that often);
     ``max_stuck`` is how many abandoned calls of one model may still be running before that model's calls are
     refused outright.
     """
@@ -111,59 +136,65 @@ class CallPool:
         self.max_stuck = max_stuck
         self.lock = threading.Lock()
         self.stuck: dict[str, int] = {}
-        self._idle: list[_Worker] = []
-        self._closed = False
+        self.idle: list[_Worker] = []
+        self.active: set[_Run] = set()
+        self.closed = False
+        self._watchdog: threading.Thread | None = None
 
     def guarded(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``job(*args, **kwargs)`` on a worker thread, each model call in it held to its limit (see the module
         docstring); what ``job`` returns or raises. Run here when this thread already is in a guarded run."""
         if getattr(_local, "watch", None) is not None:
             return job(*args, **kwargs)
-        outcomes: dict[_Mark, _Outcome] = {}
-        late: dict[_Mark, float] = {}
-        while True:
-            watch = _Watch(outcomes, late)
-            with self.lock:
-                worker = self._idle.pop() if self._idle else None
-            if worker is None:
-                worker = _Worker(self)
-            worker.inbox.put((watch, job, args, kwargs))
-            done = self._wait(worker, watch)
-            if done is None:  # abandoned: again, replaying the outcomes recorded so far
-                continue
-            with self.lock:
-                if self._closed:  # a call made while closing (a request on a replaced model set): no reuse
-                    worker.inbox.put(None)
-                else:
-                    self._idle.append(worker)
-            ok, value = done
-            if ok:
-                return value
-            raise value
+        return self.submit(job, *args, **kwargs).result()
 
-    def _wait(self, worker: _Worker, watch: _Watch) -> tuple[bool, Any] | None:
-        """The run's outcome, or None once a call of it has run past its limit (the worker is abandoned)."""
-        wait = self.shortest  # a limited call starting after a look ends its limit after the next look at the latest
+    def submit(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Start ``job(*args, **kwargs)`` on a worker thread, each model call in it held to its limit; its future
+        (settled on the worker's thread: no thread waits for it meanwhile)."""
+        run = _Run(job, args, kwargs)
+        with self.lock:
+            self.active.add(run)
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch, name="mlsm-time-limits", daemon=True)
+                self._watchdog.start()
+            self._start(run)
+        return run.future
+
+    def _start(self, run: _Run) -> None:
+        """Give ``run``'s current attempt to an idle worker or a new one (the lock held)."""
+        worker = run.worker = self.idle.pop() if self.idle else _Worker(self)
+        worker.inbox.put(run)
+
+    def _watch(self) -> None:
+        """The watchdog: takes a run from its worker once the run's call has gone past its limit, and starts it
+        again on another worker; ends once no run is under way (the next submit starts it again)."""
+        wait = 0.0
         while True:
-            try:
-                return worker.outbox.get(timeout=wait)
-            except queue.Empty:
-                pass
-            now = watch.now
-            if now is not None:
-                key, n, seconds, started = now
-                left = started + seconds - time.perf_counter()
-                if left > 0:
-                    wait = min(left, self.shortest)
-                    continue
-                with self.lock:
-                    if worker.outbox.empty() and watch.now is now:
-                        watch.abandoned = worker.abandoned = True
-                        worker.key = key
-                        self.stuck[key] = self.stuck.get(key, 0) + 1
-                        watch.late[(key, n)] = time.perf_counter() - started
-                        return None
+            time.sleep(wait)  # a limited call starting after a look ends its limit after the next look at the latest
             wait = self.shortest
+            with self.lock:
+                if not self.active:
+                    self._watchdog = None
+                    return
+                checked = time.perf_counter()
+                for run in list(self.active):
+                    now = run.watch.now
+                    if now is None:
+                        continue
+                    key, n, seconds, started = now
+                    left = started + seconds - checked
+                    if left > 0:
+                        wait = min(wait, left)
+                        continue
+                    # the worker clears `now` under this lock when the call returns: it is still under way
+                    worker = run.worker
+                    assert worker is not None
+                    run.watch.abandoned = worker.abandoned = True
+                    worker.key = key
+                    self.stuck[key] = self.stuck.get(key, 0) + 1
+                    run.late[(key, n)] = checked - started
+                    run.watch = _Watch(run.outcomes, run.late)  # again, replaying the outcomes recorded so far
+                    self._start(run)
 
     def stuck_calls(self) -> dict[str, int]:
         """Abandoned calls still running, by model key (only models that have some)."""
@@ -173,8 +204,8 @@ class CallPool:
     def close(self) -> None:
         """Stop the idle threads (abandoned ones end when their call returns); calls still work, without reuse."""
         with self.lock:
-            idle, self._idle = self._idle, []
-            self._closed = True
+            idle, self.idle = self.idle, []
+            self.closed = True
         for worker in idle:
             worker.inbox.put(None)
 
@@ -261,7 +292,7 @@ class ModelCaller:
             outcome: _Outcome = (True, self.fcn(*args, **kwargs), time.perf_counter() - started)
         except BaseException as exc:
             outcome = (False, exc, time.perf_counter() - started)
-        with pool.lock:  # the caller abandons a run only while its call is under way: one or the other
+        with pool.lock:  # the watchdog abandons an attempt only while its call is under way: one or the other
             watch.now = None
             if watch.abandoned:
                 raise _Abandoned

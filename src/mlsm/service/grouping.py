@@ -94,7 +94,7 @@ class Grouper:
         if not model_set.has_batch_models or len(records) >= self.max_size:
             grouped = model_set.has_batch_models
             started = loop.time()
-            scored = await loop.run_in_executor(self._executor, score_records, model_set.engine, records, grouped)
+            scored = await self._start(model_set, records, grouped)
             if self._on_group is not None:
                 self._on_group(len(records), loop.time() - started)
             return scored
@@ -131,7 +131,7 @@ class Grouper:
         lane.flying += len(records)
         loop = asyncio.get_running_loop()
         started = lane.started = loop.time()
-        job = loop.run_in_executor(self._executor, score_records, model_set.engine, records, True)
+        job = self._start(model_set, records, True)
         job.add_done_callback(lambda done: self._finish(model_set, lane, items, done, loop.time() - started))
 
     def _finish(
@@ -177,12 +177,17 @@ class Grouper:
         items: list[tuple[list[dict[str, Any]], asyncio.Future[Scored]]],
     ) -> None:
         """Score each request of a failed group by itself, so that the failure reaches only the request causing it."""
-        loop = asyncio.get_running_loop()
         for group, future in items:
             if future.done():
                 continue
-            job = loop.run_in_executor(self._executor, score_records, model_set.engine, group, True)
+            job = self._start(model_set, group, True)
             job.add_done_callback(lambda done, future=future: _settle(future, done))  # type: ignore[misc]
+
+    def _start(self, model_set: ServingSet, records: list[dict[str, Any]], grouped: bool) -> asyncio.Future[Scored]:
+        """Score ``records`` off the event loop: on the engine's time-limit workers (one hand-off), or on the
+        scoring threads when its models have no time limits."""
+        engine = model_set.engine
+        return asyncio.wrap_future(engine.submit(self._executor, score_records, engine, records, grouped))
 
     def close(self) -> None:
         """Stop the scoring threads once their current groups are scored."""
