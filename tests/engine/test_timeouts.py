@@ -260,3 +260,17 @@ def test_submit_scores_on_the_engines_workers_under_limits_and_on_the_executor_w
         assert plain.submit(executor, job, plain, {"a": 2}).result(5) == plain.score({"a": 2})
     assert where[0] == "mlsm-model-call" and where[1].startswith("test-executor")
     limited.close()
+
+
+def test_a_model_scoring_with_another_engine_under_limits_gets_that_engines_limits(release: threading.Event) -> None:
+    inner = hanging_set(release, timeout=0.2)
+
+    def outer_model(data: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+        scored = inner.score(data)
+        return {"inner_c": scored["add"]["1"]["c"], "inner_hang": scored["hang"]["1"]["_error"]}
+
+    outer = Engine([Model("outer", FIELDS, "1", outer_model)], timeout=5)
+    slot = outer.score({"a": 1, "b": 1})["outer"]["1"]
+    late = "timed out: no answer within 0.2 s (call abandoned)"
+    assert slot == {"inner_c": 2, "inner_hang": late, "_status": "draft"}
+    assert inner.stuck_calls() == {"hang@1": 1} and outer.stuck_calls() == {}

@@ -47,9 +47,10 @@ class _Watch:
     """One attempt at a guarded run: the limited call under way (key, ordinal, limit, start), whether the watchdog
     gave up on it, how many calls each model has made, and the outcomes of calls made (earlier attempts' included)."""
 
-    __slots__ = ("abandoned", "counts", "late", "now", "outcomes")
+    __slots__ = ("abandoned", "counts", "late", "now", "outcomes", "pool")
 
-    def __init__(self, outcomes: dict[_Mark, _Outcome], late: dict[_Mark, float]) -> None:
+    def __init__(self, pool: CallPool, outcomes: dict[_Mark, _Outcome], late: dict[_Mark, float]) -> None:
+        self.pool = pool  # a model calling another engine's models: those are that engine's run
         self.now: tuple[str, int, float, float] | None = None
         self.abandoned = False
         self.counts: dict[str, int] = {}
@@ -73,12 +74,12 @@ class _Run:
 
     __slots__ = ("args", "future", "job", "kwargs", "late", "outcomes", "watch", "worker")
 
-    def __init__(self, job: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(self, pool: CallPool, job: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.job, self.args, self.kwargs = job, args, kwargs
         self.future: Future[Any] = Future()
         self.outcomes: dict[_Mark, _Outcome] = {}
         self.late: dict[_Mark, float] = {}
-        self.watch = _Watch(self.outcomes, self.late)
+        self.watch = _Watch(pool, self.outcomes, self.late)
         self.worker: _Worker | None = None
 
 
@@ -144,14 +145,15 @@ class CallPool:
     def guarded(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``job(*args, **kwargs)`` on a worker thread, each model call in it held to its limit (see the module
         docstring); what ``job`` returns or raises. Run here when this thread already is in a guarded run."""
-        if getattr(_local, "watch", None) is not None:
+        watch: _Watch | None = getattr(_local, "watch", None)
+        if watch is not None and watch.pool is self:
             return job(*args, **kwargs)
         return self.submit(job, *args, **kwargs).result()
 
     def submit(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         """Start ``job(*args, **kwargs)`` on a worker thread, each model call in it held to its limit; its future
         (settled on the worker's thread: no thread waits for it meanwhile)."""
-        run = _Run(job, args, kwargs)
+        run = _Run(self, job, args, kwargs)
         with self.lock:
             self.active.add(run)
             if self._watchdog is None:
@@ -193,7 +195,7 @@ class CallPool:
                     worker.key = key
                     self.stuck[key] = self.stuck.get(key, 0) + 1
                     run.late[(key, n)] = checked - started
-                    run.watch = _Watch(run.outcomes, run.late)  # again, replaying the outcomes recorded so far
+                    run.watch = _Watch(self, run.outcomes, run.late)  # again, replaying the outcomes recorded so far
                     self._start(run)
 
     def stuck_calls(self) -> dict[str, int]:
@@ -249,7 +251,7 @@ class ModelCaller:
                 if self.on_call is not None:
                     self.on_call(self.key, time.perf_counter() - started, self._rows(args))
         watch: _Watch | None = getattr(_local, "watch", None)
-        if watch is None:
+        if watch is None or watch.pool is not pool:
             return pool.guarded(self, *args, **kwargs)
         if watch.abandoned:  # a job that caught _Abandoned goes no further
             raise _Abandoned
