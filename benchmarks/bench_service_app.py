@@ -4,15 +4,16 @@
     .venv/bin/python benchmarks/bench_service_app.py --clients 1 --runs 5
     MLSM_PROFILE=off .venv/bin/python benchmarks/bench_service_app.py     # without the drift profile
 
-The app of ``mlsm serve examples/lead_scoring/models.py`` (default settings, storage on: SQLite in a temporary
-folder, access log on, to a file there) runs its lifespan in this process; ``--clients`` coroutines call the ASGI app
-directly, each sending the next lead as soon as the previous answer (which must be 200) is complete. No socket,
-parser or client process is involved, so the figures are the app's own: what ``bench_service.py`` measures minus
-uvicorn and the load generator. Reported per run: p50/p99 latency, requests/s, CPU per request of each thread of the
-process (the event loop, the scoring threads, the model-call threads, the writer...), and the slow rounds: moments
-when a request took more than twice the median, with how many requests took that long together and how far apart
-such moments were. A steady period between slow rounds points at periodic work (that is how the drift-profile
-fold, every 256 stored records, was found holding up the requests of its moment).
+The app of ``mlsm serve examples/lead_scoring/models.py`` (default settings, its loaded heap frozen as the server
+freezes it, storage on: SQLite in a temporary folder, access log on, to a file there) runs its lifespan in this
+process; ``--clients`` coroutines call the ASGI app directly, each sending the next lead as soon as the previous
+answer (which must be 200) is complete. No socket, parser or client process is involved, so the figures are the
+app's own: what ``bench_service.py`` measures minus uvicorn and the load generator. Reported per run: p50/p99
+latency, requests/s, CPU per request of each thread of the process (the event loop, the model-call threads that
+score, the writer...), and the slow rounds: moments when a request took more than twice the median, with how many
+requests took that long together and how far apart such moments were. A steady period between slow rounds points at
+periodic work (that is how the drift-profile fold, every 256 stored records, was found holding up the requests of
+its moment).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ async def one_run(folder: Path, bodies: list[bytes], clients: int, seconds: floa
     from mlsm.service.app import create_app
     from mlsm.service.logs import EventLog
     from mlsm.service.runtime import ServiceRuntime
+    from mlsm.service.server import _freeze_heap
     from mlsm.service.settings import ServiceSettings
 
     settings = ServiceSettings(
@@ -73,6 +75,7 @@ async def one_run(folder: Path, bodies: list[bytes], clients: int, seconds: floa
     )
     with open(folder / "serve.log", "w") as log:
         runtime = ServiceRuntime.open(settings, log=EventLog(log, access=settings.access_log))
+        _freeze_heap(runtime)  # as mlsm serve does once the models are loaded: full collections skip what it loaded
         app = create_app(runtime)
         async with app.router.lifespan_context(app):
             trace: list[tuple[float, float]] = []
