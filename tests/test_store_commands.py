@@ -269,3 +269,26 @@ def test_read_commands_read_a_store_in_a_folder_nobody_may_write(
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 20
     assert "Spearman rho" in outputs["compare"]
     assert sorted(p.name for p in folder.iterdir()) == ["results.db"]
+
+
+def test_the_store_password_is_neither_printed_nor_stored_in_the_run_record(
+    tmp_path: Path, write_models: Callable[..., Path], postgres_url: str
+) -> None:
+    password = urlsplit(postgres_url).password
+    assert password
+    models = write_models(MODELS)
+    (tmp_path / "in.csv").write_text("id,x\n1,1\n2,2\n")
+    shown = run_mlsm("run", models, "in.csv", "--id-field", "id", "--store", postgres_url, cwd=tmp_path)
+    assert shown.code == 0, shown.err
+    assert "store   postgresql://mlsm:***@127.0.0.1:" in shown.out
+    as_json = run_mlsm("run", models, "in.csv", "--id-field", "id", "--store", postgres_url, "--json", cwd=tmp_path)
+    assert as_json.code == 0, as_json.err
+    for result in (shown, as_json):
+        assert password not in result.out + result.err
+    with open_store(postgres_url, mode="read") as store:
+        runs = store.list_runs()
+    assert len(runs) == 2
+    for run in runs:
+        stored = json.dumps(run.to_dict())
+        assert password not in stored
+        assert run.info["store"].startswith("postgresql://mlsm:***@127.0.0.1:")

@@ -33,7 +33,7 @@ from mlsm.lifecycle.provenance import collect_provenance
 from mlsm.models import Model, SummaryModel
 from mlsm.runs import RunOptions, format_summary, run_batch
 from mlsm.stores import open_store
-from mlsm.stores.base import RunRecord, Store
+from mlsm.stores.base import RunRecord, Store, hide_password
 
 __all__ = ["DECISION_WINDOW", "contenders", "ensure_artifacts", "example_dir", "run_demo", "write_outcomes"]
 
@@ -141,7 +141,7 @@ def run_demo(
         loaded.models, default_files=dict.fromkeys((m.key for m in loaded.models), loaded.path)
     )
     with open_store(store_url) as store:
-        info = {"source": "mlsm demo", "store": store.url, "provenance": provenance}
+        info = {"source": "mlsm demo", "store": hide_password(store.url), "provenance": provenance}
         options = RunOptions(input=str(leads), id_field=_ID, info=info)
         result = run_batch(engine, store, options)
         print(format_summary(result, engine, store_url=store.url, input_path=str(leads)))
@@ -151,7 +151,7 @@ def run_demo(
         for document in top:
             slot = document["results"]["lead_score"]["1.0"]
             print(f"  {document[_ID]:<38}  {slot['score']:>6.3f}  {slot['priority']:<8}  {slot['model']}")
-        print(f"\nInspect one: mlsm results {top[0][_ID]} --store {store.url}" if top else "")
+        print(f"\nInspect one: mlsm results {top[0][_ID]} --store {hide_password(store.url)}" if top else "")
         _evaluate(store, loaded.models, leads, workdir / f"outcomes-{records}-{seed}.csv", result.run, seed)
     return result.run.to_dict()
 
@@ -159,7 +159,7 @@ def run_demo(
 def _evaluate(store: Store, models: list[Model], leads: Path, outcomes: Path, run: RunRecord, seed: int) -> None:
     """Load the demo leads' outcomes, print the champion against the challenger and write the report."""
     started = time.perf_counter()
-    url = shlex.quote(store.url)
+    url = shlex.quote(hide_password(store.url))
     write_outcomes(leads, outcomes, after=run.ended or time.time(), seed=seed)
     minutes = round(DECISION_WINDOW / 60)
     print(f"\nOutcomes: did each lead convert (the generator's truth), decided within {minutes} minutes (simulated)")

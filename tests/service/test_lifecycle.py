@@ -314,3 +314,18 @@ def test_allow_unreleased_serves_and_says_so(repo: GitRepo, serve: Callable[...,
     }
     server.signal(signal.SIGTERM)
     assert server.wait(30) == 0
+
+
+async def test_the_services_run_record_and_log_hold_no_store_password(
+    settings: Callable[..., ServiceSettings], postgres_url: str
+) -> None:
+    password = httpx.URL(postgres_url).password
+    assert password
+    async with in_process(settings(store=postgres_url)) as service:
+        assert (await service.client.post("/v1/score", json={"id": "p-1", "a": 2, "b": 1})).status_code == 200
+        run_id = service.runtime.run.id
+        log = service.log.getvalue()
+    with open_store(postgres_url, mode="read") as store:
+        stored = store.get_run(run_id)
+    assert stored is not None and stored.info["store"].startswith("postgresql://mlsm:***@127.0.0.1:")
+    assert password not in json.dumps(stored.to_dict()) and password not in log

@@ -396,3 +396,20 @@ def test_no_worker_outlives_a_killed_supervisor(
         assert refused()  # nothing serves the port any more
     finally:
         kill_tree(tree)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_real_servers_log_shows_the_store_without_its_password(
+    tmp_path: Path, serve: Callable[..., Server], postgres_url: str, workers: str
+) -> None:
+    password = httpx.URL(postgres_url).password
+    assert password
+    models = write(tmp_path / "models.py", MODELS)
+    server = serve(models, "--id-field", "id", "--store", postgres_url, "--workers", workers)
+    with server.client() as http:
+        assert http.post("/v1/score", json={"id": "p-1", "a": 1, "b": 2}).status_code == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait() == 0
+    log = server.log_path.read_text()
+    assert password not in log
+    assert server.events("listening")[0]["store"].startswith("postgresql://mlsm:***@127.0.0.1:")

@@ -90,6 +90,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mlsm.runs import RunOptions, check_run_files, format_summary, run_batch
     from mlsm.runs._processes import EngineSource
     from mlsm.stores import default_store_url, open_store
+    from mlsm.stores.base import hide_password
 
     if args.ray_address and args.executor != "ray":
         raise MlsmError("--ray-address needs --executor ray")
@@ -116,7 +117,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size or settings.chunk_size or DEFAULT_CHUNK_SIZE,
             retry_seconds=args.store_retry_seconds,
             progress=False if args.no_progress or args.json else None,
-            info={"source": args.models, "store": store.url, "provenance": provenance, "executor": args.executor},
+            info={
+                "source": args.models,
+                "store": hide_password(store.url),
+                "provenance": provenance,
+                "executor": args.executor,
+            },
             resume_command=_resume_command(args),
             workers=args.workers,
             engine_source=EngineSource.of_run(args.models, engine, provenance),
@@ -149,7 +155,9 @@ def _check_input_early(path: str, id_field: str, fields: list[str]) -> None:
 
 
 def _resume_command(args: argparse.Namespace) -> str:
-    argv = [a for a in sys.argv[1:] if a != "--resume"]
+    from mlsm.stores.base import hide_password
+
+    argv = [hide_password(a) for a in sys.argv[1:] if a != "--resume"]  # stored in the run record: no password
     if args.run_id is None:
         return "mlsm " + " ".join(shlex.quote(a) for a in argv) + " --run-id <RUN ID> --resume"
     return "mlsm " + " ".join(shlex.quote(a) for a in argv) + " --resume"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlsm.runs._counts import Counts
-from mlsm.stores.base import RunRecord
+from mlsm.stores.base import RunRecord, hide_password
 
 if TYPE_CHECKING:
     from mlsm.engine import Engine
@@ -51,7 +51,7 @@ class RunResult:
 def format_summary(result: RunResult, engine: Engine, *, store_url: str, input_path: str) -> str:
     """The human summary printed at the end of ``mlsm run``."""
     run, counts = result.run, result.counts
-    lines = [f"run {run.id}: {run.status}", f"  input   {input_path}", f"  store   {store_url}"]
+    lines = [f"run {run.id}: {run.status}", f"  input   {input_path}", f"  store   {hide_password(store_url)}"]
     rejected = f"{counts.rejected:,}"
     if counts.reject_lines:
         shown = ", ".join(str(n) for n in counts.reject_lines[:10])

@@ -31,6 +31,7 @@ from mlsm.service.modelset import LiveModels, ServingSet, load_serving_set_withi
 from mlsm.service.settings import ServiceSettings
 from mlsm.service.writer import ResultWriter
 from mlsm.stores import RunRecord, Store, open_store
+from mlsm.stores.base import hide_password
 from mlsm.stores.outcomes import Outcome
 
 __all__ = ["ServiceRuntime", "load_first_set", "new_service_run_id", "record_set", "service_run_info", "set_info"]
@@ -324,7 +325,7 @@ def service_run_info(settings: ServiceSettings, first: ServingSet, store: Store)
         "kind": "service",
         "mlsm": __version__,
         "source": settings.models,
-        "store": store.url,
+        "store": hide_password(store.url),
         "id_field": settings.id_field,
         "models": [model.key for model in first.engine.all_models],
         "source_hash": first.source_hash,

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from mlsm.errors import MlsmError, ServiceError
 from mlsm.service.logs import EventLog, capture_server_logs
 from mlsm.service.settings import ServiceSettings
+from mlsm.stores.base import hide_password
 
 if TYPE_CHECKING:
     from mlsm.stores import RunRecord
@@ -92,6 +93,8 @@ def serve(
 def _announce(
     settings: ServiceSettings, sock: socket.socket, sources: tuple[str | None, str | None], log: EventLog, **extra: Any
 ) -> None:
+    if isinstance(extra.get("store"), str):
+        extra["store"] = hide_password(extra["store"])
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     key_source, admin_key_source = sources

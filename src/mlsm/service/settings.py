@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsm.errors import ProjectError, ServiceError
+from mlsm.stores.base import hide_password
 
 __all__ = [
     "LOOPBACK",
@@ -394,10 +395,13 @@ class ServiceSettings:
         return is_loopback(self.bind_host)
 
     def public(self) -> dict[str, Any]:
-        """The settings without the keys (their counts instead), for logs and the run record."""
+        """The settings without the keys (their counts instead) or the store's password, for logs and the run
+        record."""
         secret = ("api_keys", "admin_keys")
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in secret}
         values.update({name: len(getattr(self, name)) for name in secret})
+        if isinstance(values.get("store"), str):
+            values["store"] = hide_password(values["store"])
         return values
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "check_id_field",
     "first_line",
     "has_model",
+    "hide_password",
     "newest_per_id",
     "redact_url",
     "split_model",
@@ -292,7 +293,13 @@ def newest_per_id(documents: Iterator[dict[str, Any]], id_field: str) -> Iterato
 
 def redact_url(url: str) -> str:
     """A URL for messages: quoted, with any password replaced by ``***`` (even in a URL that does not parse)."""
-    return repr(re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url))
+    return repr(hide_password(url))
+
+
+def hide_password(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``: what is printed or stored in a run record
+    (``postgresql://mlsm:secret@db/mlsm`` -> ``postgresql://mlsm:***@db/mlsm``)."""
+    return re.sub(r"(://[^/:@\s]*:)[^/@\s]*@", r"\1***@", text)
 
 
 def first_line(exc: BaseException) -> str:
