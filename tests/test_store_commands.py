@@ -199,6 +199,9 @@ def test_a_server_gone_mid_read_is_one_line_and_exit_2(
         ("results", "busy", "--history"),
         ("compare", "champion@1.0", "challenger@2.0"),
     ]
+    assert cli("export", "--output", "out.jsonl", "--store", url).code == 0  # an export made before the outage
+    earlier = Path("out.jsonl").resolve()  # (cli runs in the test's folder)
+    exported = earlier.read_bytes()
     for command in commands:
         # the server answers the opening (a few kB), then goes away in the middle of the documents (~1 MB)
         proxy = CuttingProxy(str(where.hostname), int(where.port or 0), limit=50_000)
@@ -210,6 +213,9 @@ def test_a_server_gone_mid_read_is_one_line_and_exit_2(
         lines = result.err.strip().splitlines()
         assert result.code == 2 and len(lines) == 1, (command, result.err)
         assert lines[0].startswith("mlsm: error: ") and ("unreachable" in lines[0] or "cannot be read" in lines[0])
+    # an export is written whole or not at all: the earlier one intact, no partial file left behind
+    assert earlier.read_bytes() == exported
+    assert sorted(p.name for p in earlier.parent.iterdir() if p.name.startswith((".out", "out"))) == ["out.jsonl"]
 
 
 # -- read commands read: they never create a store, and read one nobody may write -----------------------------

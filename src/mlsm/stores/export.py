@@ -9,6 +9,7 @@ pass can stream rows without holding the export in memory.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ def _flat(document: dict[str, Any], id_field: str) -> dict[str, Any]:
 
 
 def export_results(store: Store, output: str | Path, *, model: str | None = None) -> int:
-    """Write the store's current results to ``output`` (format by extension); returns the number of ids."""
+    """Write the store's current results to ``output`` (format by extension), whole or not at all; returns the
+    number of ids."""
     path = Path(output)
     fmt = EXPORT_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -59,6 +61,19 @@ def export_results(store: Store, output: str | Path, *, model: str | None = None
         raise InputError(f"cannot export to {str(path)!r}: directory {str(path.parent)!r} does not exist")
     if model is not None:
         split_model(model)
+    # written whole or not at all: into a file beside it, renamed over ``output`` once complete, so that a store
+    # going away mid-read leaves neither a truncated export nor a damaged earlier one
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        count = _export(store, partial, fmt, model)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _export(store: Store, path: Path, fmt: str, model: str | None) -> int:
     if fmt == "jsonl":
         count = 0
         with open(path, "w", encoding="utf-8") as handle:
