@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import tempfile
 import textwrap
 import threading
 import time
@@ -413,3 +414,24 @@ def test_a_real_servers_log_shows_the_store_without_its_password(
     log = server.log_path.read_text()
     assert password not in log
     assert server.events("listening")[0]["store"].startswith("postgresql://mlsm:***@127.0.0.1:")
+
+
+def test_the_next_supervisor_removes_the_metrics_folder_a_killed_one_left(
+    serve: Callable[..., Server], model_file: Callable[[str], Path]
+) -> None:
+    path = model_file(MODELS)
+    first = serve(path, "--id-field", "id", "--store", "sqlite:///results.db", "--workers", "2")
+    leaked = list(Path(tempfile.gettempdir()).glob(f"mlsm-metrics-{first.process.pid}-*"))
+    assert len(leaked) == 1 and any(leaked[0].iterdir())  # the workers' shared metrics files
+    tree = process_tree(first.process.pid)
+    first.process.kill()  # SIGKILL: no clean-up of its own; its workers die with it
+    first.wait()
+    assert wait_for_exit(tree, 30) == {}
+    assert leaked[0].exists()
+    second = serve(path, "--id-field", "id", "--store", "sqlite:///results.db", "--workers", "2")
+    assert not leaked[0].exists()
+    own = list(Path(tempfile.gettempdir()).glob(f"mlsm-metrics-{second.process.pid}-*"))
+    assert len(own) == 1
+    second.signal(signal.SIGTERM)
+    assert second.wait(60) == 0
+    assert not own[0].exists()  # and a clean stop removes its own

@@ -27,6 +27,7 @@ import socket
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsm.errors import MlsmError, ServiceError
@@ -250,7 +251,8 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sourc
     """The supervisor of ``settings.workers`` processes: register the run, start the workers, then until SIGTERM or
     SIGINT record the sets they load, forward reloads and restart the dead; then stop them and complete the run."""
     run = _SupervisedRun.start(settings, first, log)
-    metrics_dir = tempfile.mkdtemp(prefix="mlsm-metrics-")
+    _remove_stale_metrics()
+    metrics_dir = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the workers: one set of metrics for all
     signals = _SupervisorSignals()
     workers = _Workers(settings, run.id, sock, log)
@@ -278,6 +280,25 @@ def _supervise(settings: ServiceSettings, sock: socket.socket, first: Any, sourc
         shutil.rmtree(metrics_dir, ignore_errors=True)
         log.event("stopped", run=run.id)
     return 0
+
+
+_METRICS_PREFIX = "mlsm-metrics-"  # + the supervisor's pid + "-" + random: the workers' shared metrics files
+
+
+def _remove_stale_metrics() -> None:
+    """Remove the metrics folders of supervisors that died without removing theirs (SIGKILL, a crash): folders of
+    this user whose supervisor's pid no longer runs."""
+    folder = Path(tempfile.gettempdir())
+    for path in folder.glob(f"{_METRICS_PREFIX}*-*"):
+        pid = path.name[len(_METRICS_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir() or path.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # it runs (as another user): its folder stays
+            pass
 
 
 def _on_worker_event(event: tuple[str, int, str, Any], run: _SupervisedRun, workers: _Workers) -> None:
