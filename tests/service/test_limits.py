@@ -20,7 +20,7 @@ import pytest
 
 from mlsm.stores import open_store
 
-from .conftest import MODELS, Server
+from .conftest import MODELS, Server, wait_until
 from .test_hostile import TEXT_MODELS
 
 pytestmark = pytest.mark.slow
@@ -246,3 +246,27 @@ def test_a_500_of_a_real_server_is_one_json_log_line(
     assert all(line.startswith("{") for line in lines), [line for line in lines if not line.startswith("{")][:5]
     errors = [event for event in map(json.loads, lines) if event["event"] == "error"]
     assert len(errors) == 1 and "Traceback" in errors[0]["traceback"]
+
+
+def open_connections(server: Server) -> float:
+    """The gauge, read on a connection of its own (which it counts)."""
+    text = httpx.get(server.url + "/metrics").text
+    match = re.search(r"^mlsm_connections_open (\S+)$", text, re.MULTILINE)
+    assert match is not None, text
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_open_connections_gauge_counts_connections_as_they_come_and_go(
+    serve: Callable[..., Server], model_file: Callable[[str], Path], workers: str
+) -> None:
+    server = serve(model_file(MODELS), "--id-field", "id", "--store", "sqlite:///r.db", "--workers", workers)
+    wait_until(lambda: open_connections(server) == 1, 10, "only the scrape's own connection")
+    with sockets(server, 5) as idle:
+        wait_until(lambda: open_connections(server) == 6, 10, "five idle connections and the scrape")
+        body = json.dumps({"id": "c-1", "a": 1, "b": 2}).encode()
+        head = "POST /v1/score HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: "
+        idle[0].sendall(f"{head}{len(body)}\r\n\r\n".encode() + body)
+        assert idle[0].recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert open_connections(server) == 6  # a connection that has been used stays counted while open
+    wait_until(lambda: open_connections(server) == 1, 10, "the closed ones gone")

@@ -14,7 +14,8 @@ of the request line and headers, and ``limit_concurrency`` answers 503 only once
 - ``body_timeout``: from the end of the headers to the end of the body (408 and closed);
 - ``keep_alive_timeout`` between requests (uvicorn's, counted).
 
-Each limit counts the connections it closes in ``mlsm_connections_closed_total{reason=...}``.
+Each limit counts the connections it closes in ``mlsm_connections_closed_total{reason=...}``;
+``mlsm_connections_open`` is how many are open (summed over the workers).
 """
 
 from __future__ import annotations
@@ -75,16 +76,20 @@ def raise_file_limit(wanted: int) -> int:
     return target
 
 
-def guarded_protocol(limits: ConnectionLimits, on_close: Callable[[str], None]) -> type[GuardedProtocol]:
+def guarded_protocol(
+    limits: ConnectionLimits, on_close: Callable[[str], None], on_open: Callable[[bool], None] | None = None
+) -> type[GuardedProtocol]:
     """A :class:`GuardedProtocol` class applying ``limits``; ``on_close(reason)`` is told each connection a limit
     closes or refuses (``max_connections``, ``idle_closed``, ``header_timeout``, ``header_too_large``,
-    ``body_timeout``, ``keep_alive_timeout``)."""
-    return type("Guarded", (GuardedProtocol,), {"limits": limits, "report": _Report(on_close)})
+    ``body_timeout``, ``keep_alive_timeout``), ``on_open(True)`` each connection accepted and ``on_open(False)``
+    each accepted one gone (the open-connections gauge)."""
+    return type("Guarded", (GuardedProtocol,), {"limits": limits, "report": _Report(on_close, on_open)})
 
 
 @dataclass(frozen=True)
 class _Report:
     on_close: Callable[[str], None]
+    on_open: Callable[[bool], None] | None = None
 
 
 def _answer(status: int, reason: str, detail: str) -> bytes:
@@ -125,11 +130,15 @@ class GuardedProtocol(HttpToolsProtocol):
                 return
             idle._close("idle_closed")
         super().connection_made(transport)
+        if self.report.on_open is not None:
+            self.report.on_open(True)
         self._arm(self.limits.header_timeout, "header_timeout")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+        if not self._refused and self.report.on_open is not None:
+            self.report.on_open(False)
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         self._refused = True

@@ -119,6 +119,12 @@ class ServiceMetrics:
             ["reason"],
             registry=r,
         )
+        self.connections_open = Gauge(
+            "mlsm_connections_open",
+            "Client connections open now (idle keep-alive ones included; refused ones are not)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.stuck_calls = Gauge(
             "mlsm_model_stuck_calls",
             "Model calls cut off by their time limit that are still running",
@@ -193,6 +199,13 @@ class ServiceMetrics:
     def on_write_failure(self) -> None:
         """The writer gave up on a batch."""
         self.write_failures.inc()
+
+    def on_connection_open(self, opened: bool) -> None:
+        """A client connection was accepted (``opened``) or has gone."""
+        if opened:
+            self.connections_open.inc()
+        else:
+            self.connections_open.dec()
 
     def on_connection_closed(self, reason: str) -> None:
         """A connection limit refused or closed a connection (see :mod:`mlsm.service.connections`)."""

@@ -160,7 +160,7 @@ def _uvicorn_server(app: Any, settings: ServiceSettings, runtime: Any) -> Any:
         log_config=None,  # uvicorn's own lines go through the service's JSON log (capture_server_logs)
         access_log=False,  # the service logs each request itself, as JSON with its request id
         server_header=False,
-        http=guarded_protocol(limits, runtime.metrics.on_connection_closed),
+        http=guarded_protocol(limits, runtime.metrics.on_connection_closed, runtime.metrics.on_connection_open),
         ws="none",
         timeout_graceful_shutdown=int(settings.shutdown_timeout) or 1,
     )
