@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import tempfile
@@ -435,3 +436,54 @@ def test_the_next_supervisor_removes_the_metrics_folder_a_killed_one_left(
     second.signal(signal.SIGTERM)
     assert second.wait(60) == 0
     assert not own[0].exists()  # and a clean stop removes its own
+
+
+WIDE_MODELS = """
+    from mlsm import Field, Model
+
+    FIELDS = {f"f{i}": Field(float) for i in range(300)}
+
+    def total(data, results):
+        return {"total": sum(data.values())}
+
+    MODELS = [Model("wide", FIELDS, "1", total)]
+"""
+
+
+def test_workers_whose_last_report_outgrows_the_pipe_stop_at_once_and_their_share_is_kept(
+    tmp_path: Path, serve: Callable[..., Server]
+) -> None:
+    # 300 fields: each worker's final counts and drift profile are ~100 kB, more than the pipe to the supervisor holds
+    models = write(tmp_path / "models.py", WIDE_MODELS)
+    server = serve(models, "--id-field", "id", "--store", "sqlite:///results.db", "--workers", "2")
+    with server.client() as http:
+        for i in range(40):
+            record = {"id": f"w-{i}", **{f"f{k}": (i * 7919 + k * 104729) % 1000 / 7 for k in range(300)}}
+            assert http.post("/v1/score", json=record).status_code == 200
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert server.wait(60) == 0
+    assert time.monotonic() - started < 20  # not the 60 s after which a late worker is killed
+    assert not server.events("worker_killed")
+    with open_store(f"sqlite:///{tmp_path / 'results.db'}", mode="read") as store:
+        (run,) = store.list_runs()
+    assert len(json.dumps(run.counts)) > 100_000  # the case: one worker's share does not fit in the pipe
+    assert run.status == "completed" and run.rows == 40 and run.counts["models"]["wide@1"]["ok"] == 40
+
+
+def test_sigterm_while_the_workers_still_load_stops_the_service_at_once(
+    tmp_path: Path, serve: Callable[..., Server]
+) -> None:
+    slow = "import time\ntime.sleep(3)  # a slow import: the workers are still loading when SIGTERM comes\n"
+    models = write(tmp_path / "models.py", MODELS)
+    models.write_text(slow + models.read_text())
+    server = serve(models, "--id-field", "id", "--store", "sqlite:///results.db", "--workers", "2", ready=False)
+    wait_until(lambda: len(process_tree(server.process.pid)) >= 2, 30, "the workers started")
+    time.sleep(4)  # the supervisor loaded the models (3 s); the workers are loading theirs
+    tree = process_tree(server.process.pid)
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert server.wait(60) == 0
+    assert time.monotonic() - started < 15
+    assert wait_for_exit(tree, 10) == {}
+    assert not server.events("worker_killed")

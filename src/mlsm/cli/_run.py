@@ -155,9 +155,8 @@ def _check_input_early(path: str, id_field: str, fields: list[str]) -> None:
 
 
 def _resume_command(args: argparse.Namespace) -> str:
-    from mlsm.stores.base import hide_password
-
-    argv = [hide_password(a) for a in sys.argv[1:] if a != "--resume"]  # stored in the run record: no password
+    # a command to run, printed to whoever gave the store URL: as given (it is not stored)
+    argv = [a for a in sys.argv[1:] if a != "--resume"]
     if args.run_id is None:
         return "mlsm " + " ".join(shlex.quote(a) for a in argv) + " --run-id <RUN ID> --resume"
     return "mlsm " + " ".join(shlex.quote(a) for a in argv) + " --resume"

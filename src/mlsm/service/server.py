@@ -132,6 +132,14 @@ def _announce(
     )
 
 
+_TERMINATED_EARLY: list[int] = []  # a SIGTERM came before the worker served (in case its SystemExit was swallowed)
+
+
+def _exit_before_serving(signum: int, frame: Any) -> None:
+    _TERMINATED_EARLY.append(signum)
+    raise SystemExit(0)  # at exit, the queue's feeder thread finishes what it is writing and lets the pipe go
+
+
 def _quiet_exit_signals() -> None:
     # uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done; with these no-op handlers that re-raise
     # ends nothing, so the process exits 0 after the drain instead of dying of the signal
@@ -218,6 +226,10 @@ def _worker_main(
 
     # first: nothing supervises or reloads a worker whose supervisor died, so it drains (SIGTERM) and exits
     die_with_parent(supervisor, signal.SIGTERM, grace=settings.shutdown_timeout + 5)
+    # SIGTERM before it serves (the supervisor stopping while this one loads): exit, not die where the signal falls.
+    # Dying while the queue's feeder thread writes a report to the shared pipe would keep the pipe's lock held for
+    # good, and every other worker would hang at its exit waiting for it (seen: killed after 60 s, shares lost).
+    signal.signal(signal.SIGTERM, _exit_before_serving)
     from mlsm.service.app import create_app
     from mlsm.service.runtime import ServiceRuntime, set_info
 
@@ -242,6 +254,8 @@ def _worker_main(
     _freeze_heap(runtime)
     server = _uvicorn_server(create_app(runtime, handle_sighup=True), settings, runtime)
     _quiet_exit_signals()
+    if _TERMINATED_EARLY:  # a model's code caught the SystemExit while loading: stop all the same
+        sys.exit(0)
     log.event("worker_started", worker=index, pid=os.getpid())
     server.run(sockets=[sock])
     sys.exit(0 if server.started else 1)
@@ -447,6 +461,7 @@ class _Workers:
         self.settings, self.run_id, self.sock, self.log = settings, run_id, sock, log
         self.context = multiprocessing.get_context("spawn")
         self.events: Any = self.context.Queue()
+        self._read_while_stopping: list[tuple[str, int, str, Any]] = []
         self.processes = {index: self._start(index) for index in range(settings.workers)}
         self.deaths = dict.fromkeys(self.processes, 0)
         self.restart_at: dict[int, float] = {}
@@ -471,7 +486,11 @@ class _Workers:
         return event
 
     def last_events(self) -> list[tuple[str, int, str, Any]]:
-        """The reports still queued (once the workers have stopped)."""
+        """The reports still queued (once the workers have stopped), those read while they stopped first."""
+        events, self._read_while_stopping = self._read_while_stopping + self._queued(), []
+        return events
+
+    def _queued(self) -> list[tuple[str, int, str, Any]]:
         import queue
 
         events = []
@@ -506,7 +525,11 @@ class _Workers:
         self.signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
-            process.join(max(0.1, deadline - time.monotonic()))
+            # a worker exits only once its last reports (its final counts and profile, tens of kB) are in the pipe:
+            # read them meanwhile, or a full pipe holds it until it is killed, its last share lost
+            while process.is_alive() and time.monotonic() < deadline:
+                process.join(min(0.05, max(0.0, deadline - time.monotonic())))
+                self._read_while_stopping.extend(self._queued())
             if process.is_alive():
                 self.log.event("worker_killed", "error", pid=process.pid, message="did not stop in time")
                 process.kill()
